@@ -1,0 +1,132 @@
+"""Open the database for serving: migrate, bind, map, check, close."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Literal
+
+from pony import orm
+
+from db import migrate as migrations_module
+from db import schemacheck, sqlite
+from db.entities import define_entities
+from db.errors import SchemaMismatchError, StartupError
+from db.migrate import Migration
+from db.records import SchemaState
+from db.store import Store
+
+log = logging.getLogger(__name__)
+
+MigrateMode = Literal["apply", "verify", "off"]
+
+
+def _bind(path: Path, synchronous: str) -> tuple[orm.Database, dict[str, Any]]:
+    orm_db = orm.Database()
+    sqlite.install_pragmas(orm_db, synchronous)  # before bind(): see the reference
+    entities = define_entities(orm_db)
+    # Absolute path: Pony resolves a relative one against the calling module.
+    orm_db.bind(provider="sqlite", filename=str(path.resolve()), create_db=False,
+                timeout=sqlite.BUSY_TIMEOUT_MS / 1000)
+    return orm_db, entities
+
+
+def expected_schema(orm_db: orm.Database) -> dict[str, sqlite.Table]:
+    """The schema Pony's own DDL creates for the mapped entities."""
+    return sqlite.schema_of_script(orm_db.schema.generate_create_script())
+
+
+def check_schema(orm_db: orm.Database, path: Path) -> None:
+    """Refuse a database whose schema differs from the entities'."""
+    try:
+        orm_db.generate_mapping(create_tables=False, check_tables=True)
+    except Exception as ex:
+        raise SchemaMismatchError(f"schema does not match the entities: {ex}") from ex
+    con = sqlite.connect(path)
+    try:
+        actual = sqlite.read_schema(con)
+    finally:
+        con.close()
+    problems = schemacheck.compare(expected_schema(orm_db), actual)
+    if problems:
+        raise SchemaMismatchError("schema does not match the entities: " + "; ".join(problems))
+
+
+def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[str]:
+    """Apply every migration to a scratch file and compare with the entities."""
+    migrations_module.migrate(scratch, migrations)
+    orm_db, _ = _bind(scratch, "NORMAL")
+    try:
+        check_schema(orm_db, scratch)
+    except SchemaMismatchError as ex:
+        return str(ex).split(": ", 1)[1].split("; ")
+    finally:
+        orm_db.disconnect()
+    return []
+
+
+@dataclass
+class Database:
+    """The database the service runs on: migrated, mapped and checked."""
+
+    path: Path
+    orm: orm.Database
+    store: Store
+    migrations: list[Migration]
+
+    def state(self, applied: dict[int, str]) -> SchemaState:
+        """Schema state from the applied versions and their checksums."""
+        files = {m.version: m for m in self.migrations}
+        return SchemaState(
+            version=max(applied) if applied else None,
+            applied=sorted(applied),
+            pending=sorted(set(files) - set(applied)),
+            unknown=sorted(set(applied) - set(files)),
+            edited=sorted(v for v in applied if v in files and files[v].checksum != applied[v]),
+        )
+
+    def close(self) -> None:
+        """Close this thread's connection, then optimize and checkpoint the WAL."""
+        self.orm.disconnect()
+        busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
+        log.info(
+            "database closed", extra={"checkpoint": {"busy": busy, "wal_pages": wal_pages,
+                                                     "checkpointed": moved}},
+        )
+
+
+def open_database(
+    path: Path,
+    *,
+    migrate: MigrateMode = "apply",
+    migrations_source: Traversable | Path | None = None,
+    synchronous: str = "NORMAL",
+) -> Database:
+    """Migrate (or verify) the file at path, map the entities, check the schema.
+
+    Raises StartupError (MigrationError, SchemaMismatchError) with one line
+    naming the cause.
+    """
+    path = path.resolve()
+    migrations = migrations_module.discover(migrations_source)
+    if migrate == "off":
+        if not path.exists():
+            raise StartupError(f"database file {path} does not exist (SERVICE_MIGRATE=off)")
+        # Off means "do not touch the schema", not "ignore edits": still refuse them.
+        migrations_module.inspect(path, migrations)
+    else:
+        migrations_module.migrate(path, migrations, apply=migrate == "apply",
+                                  synchronous=synchronous)
+    try:
+        orm_db, entities = _bind(path, synchronous)
+    except Exception as ex:
+        raise StartupError(f"cannot open {path}: {ex}") from ex
+    check_schema(orm_db, path)
+    con = sqlite.connect(path, synchronous)
+    try:
+        sqlite.startup_maintenance(con)
+    finally:
+        con.close()
+    return Database(path, orm_db, Store(orm_db, entities), migrations)

@@ -1,0 +1,29 @@
+"""Exceptions the persistence layer raises; what callers may catch."""
+
+
+class DatabaseError(Exception):
+    """Base class of every error db/ raises on purpose."""
+
+
+class NotFoundError(DatabaseError):
+    """The requested row does not exist."""
+
+
+class ConflictError(DatabaseError):
+    """The change conflicts with data already stored (a constraint failed)."""
+
+
+class BusyError(DatabaseError):
+    """The database stayed locked by another writer past the timeout."""
+
+
+class StartupError(DatabaseError):
+    """The database cannot be opened for serving; the message says why."""
+
+
+class MigrationError(StartupError):
+    """A migration file is missing, edited, malformed or failed to apply."""
+
+
+class SchemaMismatchError(StartupError):
+    """The migrated schema differs from what the entities expect."""

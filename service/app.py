@@ -1,0 +1,37 @@
+"""create_app(): error handling, middleware and the route table."""
+
+from __future__ import annotations
+
+import falcon
+
+from db import Database, open_database
+from service import openapi, problems
+from service.config import Settings
+from service.middleware import DbSession, RequestContext
+from service.resources.health import Health, Ready
+from service.resources.metadata import Metadata
+
+
+def create_app(
+    settings: Settings, *, database: Database | None = None
+) -> falcon.App:  # type: ignore[type-arg]
+    """Build the WSGI app; opens (migrates, checks) the database unless given one."""
+    if database is None:
+        database = open_database(
+            settings.database_path,
+            migrate=settings.migrate,
+            migrations_source=settings.migrations_path,
+            synchronous=settings.synchronous,
+        )
+    app = falcon.App(middleware=[RequestContext(), DbSession()])
+    # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
+    app.req_options.strip_url_path_trailing_slash = True
+    problems.register(app)
+
+    app.add_route("/healthz", Health())
+    app.add_route("/readyz", Ready(database))
+    metadata = Metadata(database.store, settings.max_body_bytes)
+    app.add_route("/v1/metadata", metadata)
+    app.add_route("/v1/metadata/{key}", metadata, suffix="item")
+    openapi.attach(app)
+    return app

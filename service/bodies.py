@@ -1,0 +1,44 @@
+"""Read and validate JSON request bodies: 413, 415, 400 and 422 in one place."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import falcon
+from pydantic import BaseModel, ValidationError
+
+from service.problems import Problem, validation_errors
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def read_json(req: falcon.Request, model: type[ModelT], max_bytes: int) -> ModelT:
+    """Parse the body as model; every failure is a client error with a detail."""
+    length = req.content_length
+    if length is not None and length > max_bytes:
+        raise Problem(413, f"request body is {length} bytes; the limit is {max_bytes}")
+    if not _is_json(req.content_type):
+        raise Problem(
+            415,
+            f"send the body as application/json (got {req.content_type or 'no Content-Type'})",
+        )
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise Problem(413, f"request body exceeds the limit of {max_bytes} bytes")
+    if not raw.strip():
+        raise Problem(400, "request body is empty; a JSON object is required")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as ex:
+        if any(e["type"] in ("json_invalid", "json_type") for e in ex.errors()):
+            first = ex.errors(include_url=False)[0]
+            raise Problem(400, f"request body is not valid JSON: {first['msg']}") from ex
+        raise Problem(422, "request body does not match the schema",
+                      errors=validation_errors(ex, "body")) from ex

@@ -1,0 +1,187 @@
+"""Command line: serve, migrate, status, new, check, accept-checksum."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from db import StartupError
+from db import migrate as migrations
+from db.database import entity_schema_problems, open_database
+from service import logs
+from service.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("service")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_PENDING = 3
+EXIT_EDITED = 4
+
+
+def _migrations(settings: Settings) -> list[migrations.Migration]:
+    return migrations.discover(settings.migrations_path)
+
+
+def cmd_serve(settings: Settings) -> int:
+    """Bootstrap the database, then serve until SIGTERM/SIGINT."""
+    from service.app import create_app
+    from service.server import Server, install_signal_handlers
+
+    started = __import__("time").perf_counter()
+    database = open_database(
+        settings.database_path,
+        migrate=settings.migrate,
+        migrations_source=settings.migrations_path,
+        synchronous=settings.synchronous,
+    )
+    try:
+        app = create_app(settings, database=database)
+        server = Server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                        shutdown_timeout=settings.shutdown_timeout)
+        install_signal_handlers(server.stop)
+        state = database.state(_applied(database))
+        log.info(
+            "ready on %s", server.url,
+            extra={"event": "ready", "url": server.url, "schema_version": state.version,
+                   "database": str(settings.database_path),
+                   "startup_ms": round((__import__("time").perf_counter() - started) * 1000, 1)},
+        )
+        server.run()
+        log.info("stopped accepting; in-flight requests drained")
+    finally:
+        database.close()
+    return EXIT_OK
+
+
+def _applied(database: object) -> dict[int, str]:
+    from pony.orm import db_session
+
+    with db_session:
+        return database.store.applied_versions()  # type: ignore[attr-defined,no-any-return]
+
+
+def cmd_migrate(settings: Settings) -> int:
+    """Apply pending migrations and print what was applied."""
+    found = _migrations(settings)
+    before = migrations.inspect(settings.database_path, found)
+    after = migrations.migrate(settings.database_path, found, synchronous=settings.synchronous)
+    done = [m.name for m in found if m.version in set(before.pending) - set(after.pending)]
+    print(f"applied {len(done)} migration(s){': ' + ', '.join(done) if done else ''}; "
+          f"schema version {after.version}")
+    return EXIT_OK
+
+
+def cmd_status(settings: Settings) -> int:
+    """List applied and pending versions; exit 0 only when clean."""
+    found = _migrations(settings)
+    state = migrations.inspect(settings.database_path, found)
+    names = {m.version: m.name for m in found}
+    print(f"database: {settings.database_path}")
+    for version in sorted(set(names) | set(state.applied)):
+        if version in state.edited:
+            mark = "EDITED"
+        elif version in state.unknown:
+            mark = "applied, no file"
+        elif version in state.applied:
+            mark = "applied"
+        else:
+            mark = "pending"
+        print(f"  {version:04d}  {mark:<16} {names.get(version, '')}")
+    print(f"schema version: {state.version}; pending: {len(state.pending)}; "
+          f"edited: {len(state.edited)}")
+    if state.edited:
+        return EXIT_EDITED
+    return EXIT_PENDING if state.pending else EXIT_OK
+
+
+def cmd_new(settings: Settings, name: str) -> int:
+    """Create the next numbered migration file."""
+    folder = Path(str(settings.migrations_path or migrations.default_source()))
+    file = folder / migrations.next_file_name(_migrations(settings), name)
+    file.write_text(
+        f"-- {file.stem}: say what this changes and why.\n"
+        "-- Runs in one transaction together with its history row; no BEGIN/COMMIT.\n"
+        "-- A table rebuild (the 12 steps on sqlite.org/lang_altertable.html) adds\n"
+        "-- the header line: -- migrate: foreign_keys=off\n"
+    )
+    print(file)
+    return EXIT_OK
+
+
+def cmd_check(settings: Settings) -> int:
+    """Validate checksums and the entity mapping without serving."""
+    found = _migrations(settings)
+    failed = False
+    if settings.database_path.exists():
+        state = migrations.inspect(settings.database_path, found)
+        for version in state.edited:
+            print(f"edited after it was applied: {version:04d}")
+            failed = True
+        if state.pending:
+            print(f"pending on {settings.database_path}: {state.pending}")
+    with tempfile.TemporaryDirectory() as scratch:
+        problems = entity_schema_problems(found, Path(scratch) / "check.sqlite3")
+    for problem in problems:
+        print(f"entities vs migrations: {problem}")
+    failed = failed or bool(problems)
+    print("check failed" if failed else f"ok: {len(found)} migration(s) match the entities")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_accept_checksum(settings: Settings, version: int) -> int:
+    """Record the edited file's checksum for an applied version."""
+    old, new = migrations.accept_checksum(settings.database_path, _migrations(settings), version)
+    print(f"version {version}: checksum {old} -> {new}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
+    commands.add_parser("migrate", help="apply pending migrations")
+    commands.add_parser("status", help="applied and pending migrations (exit 0 when clean)")
+    new = commands.add_parser("new", help="create the next migration file")
+    new.add_argument("name")
+    commands.add_parser("check", help="validate checksums and the entity mapping")
+    accept = commands.add_parser("accept-checksum", help="accept an edited, applied file")
+    accept.add_argument("version", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None,
+         serve: Callable[[Settings], int] = cmd_serve) -> int:
+    """Run one command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as ex:
+        # Logging is not set up yet (its level may be the bad value): plain line.
+        print(f"configuration error: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(settings.log_level)
+    try:
+        match args.command:
+            case "serve":
+                return serve(settings)
+            case "migrate":
+                return cmd_migrate(settings)
+            case "status":
+                return cmd_status(settings)
+            case "new":
+                return cmd_new(settings, args.name)
+            case "check":
+                return cmd_check(settings)
+            case "accept-checksum":
+                return cmd_accept_checksum(settings, args.version)
+    except (StartupError, TimeoutError, OSError) as ex:
+        log.critical("%s failed: %s", args.command, ex, extra={"event": "startup_failed"})
+        return EXIT_FAILED
+    raise AssertionError(args.command)  # argparse only allows the commands above

@@ -1,0 +1,82 @@
+"""Settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SERVICE_"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (prefix SERVICE_)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    database_path: Path = Field(
+        Path("var/service.sqlite3"),
+        description="SQLite file; relative paths are taken from the working directory",
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Interface to bind")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one)")
+    threads: int = Field(8, ge=1, le=256, description="waitress worker threads")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged; access lines are INFO"
+    )
+    migrate: Literal["apply", "verify", "off"] = Field(
+        "apply",
+        description="apply pending migrations at start, refuse to start with any pending "
+        "(verify), or leave the schema alone (off)",
+    )
+    migrations_path: Path | None = Field(
+        None, description="Folder of NNNN_slug.sql files; default: the packaged ones"
+    )
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite synchronous mode: NORMAL survives app crashes, FULL also "
+        "power loss, at a write-speed cost",
+    )
+    max_body_bytes: int = Field(
+        262_144, ge=1024, description="Largest request body accepted (413 above)"
+    )
+    shutdown_timeout: float = Field(
+        8.0, gt=0, description="Seconds in-flight requests get to finish on SIGTERM"
+    )
+
+    @field_validator("database_path", "migrations_path")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Pony resolves a relative SQLite path against the calling module.
+        return None if value is None else value.expanduser().absolute()
+
+    @field_validator("log_level", "synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("migrate", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class ConfigError(Exception):
+    """A setting has an invalid value; str() is one line naming the variable."""
+
+
+def load_settings() -> Settings:
+    """Read the environment once; ConfigError names the first bad variable."""
+    try:
+        return Settings()
+    except ValidationError as ex:
+        error = ex.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        given = error.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        more = f"; {ex.error_count() - 1} more" if ex.error_count() > 1 else ""
+        raise ConfigError(
+            f"{ENV_PREFIX}{field.upper()}: {error['msg']}{shown}{more}"
+        ) from ex

@@ -1,0 +1,83 @@
+"""Middleware: request ids and access log, one db_session per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import falcon
+
+from db.session import Session
+
+access_log = logging.getLogger("service.access")
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    """Give each request an id (kept from X-Request-ID if sane), time and log it."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Assign the request id before anything else can fail."""
+        req.context.started = time.perf_counter()
+        incoming = req.get_header("X-Request-ID")
+        if incoming and _INCOMING_ID.match(incoming):
+            request_id = incoming
+        else:
+            request_id = uuid.uuid4().hex
+        req.context.request_id = request_id
+        resp.set_header("X-Request-ID", request_id)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        """Write the access line; it is skipped cheaply when INFO is off."""
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        started = req.context.get("started")
+        access_log.info(
+            "%s %s %s", req.method, req.path, resp.status_code,
+            extra={
+                "request_id": req.context.get("request_id"),
+                "method": req.method,
+                "path": req.path,
+                "status": resp.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3)
+                if started else None,
+            },
+        )
+
+
+class DbSession:
+    """Own one db_session per request that reaches a resource using the database.
+
+    Entered in process_resource (so 404s and /healthz never touch SQLite),
+    immediate for writing methods, committed in process_response when the
+    request succeeded and rolled back otherwise. The exact object entered is
+    the one finished, so a session can never leak into the thread's next
+    request.
+    """
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        """Enter the session just before the responder runs."""
+        if resource is None or not getattr(resource, "uses_database", True):
+            return
+        session = Session(write=req.method in WRITE_METHODS)
+        session.enter()
+        req.context.db_session = session
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        """Commit or roll back; a failed commit raises into the error handlers."""
+        session = req.context.get("db_session")
+        if session is None:
+            return
+        req.context.db_session = None
+        session.finish(req_succeeded and resp.status_code < 400)

@@ -1,0 +1,108 @@
+"""RFC 9457 problem details: one shape for every error response."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import falcon
+from pydantic import ValidationError
+
+from db import BusyError, ConflictError, NotFoundError
+from db.session import DRIVER_ERRORS, translate
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
+
+
+class Problem(falcon.HTTPError):
+    """An HTTP error with RFC 9457 fields; raise it from anywhere."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(falcon.code_to_http_status(status), description=detail,
+                         headers=headers)
+        self.errors = errors
+
+
+def validation_errors(ex: ValidationError, location: str) -> list[dict[str, Any]]:
+    """Pydantic errors as problem entries pointing at the body or a parameter."""
+    out: list[dict[str, Any]] = []
+    for error in ex.errors(include_url=False, include_input=False):
+        path = [str(part) for part in error["loc"]]
+        entry: dict[str, Any] = {"detail": error["msg"]}
+        if location == "body":
+            entry["pointer"] = "#/" + "/".join(path)
+        else:
+            entry["parameter"] = ".".join(path)
+        out.append(entry)
+    return out
+
+
+def serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
+    """Render every HTTPError, Falcon's own included, as problem+json."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(ex.status_code).phrase,
+        "status": ex.status_code,
+    }
+    if ex.description:
+        body["detail"] = ex.description
+    request_id = getattr(req.context, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    errors = getattr(ex, "errors", None)
+    if errors:
+        body["errors"] = errors
+    resp.content_type = PROBLEM_JSON
+    resp.data = json.dumps(body, ensure_ascii=False).encode()
+
+
+def _not_found(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    raise Problem(404, str(ex)) from ex
+
+
+def _conflict(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    raise Problem(409, str(ex)) from ex
+
+
+def _busy(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    log.warning("database busy: %s", ex, extra={"request_id": req.context.get("request_id")})
+    raise Problem(503, "the database is busy; retry shortly",
+                  headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from ex
+
+
+def _driver(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    translated = translate(ex)
+    if isinstance(translated, BusyError):
+        _busy(req, resp, translated, params)
+    if isinstance(translated, ConflictError):
+        _conflict(req, resp, translated, params)
+    _unexpected(req, resp, ex, params)
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    # The traceback goes to the log with the request id, never to the client.
+    log.error("unhandled error", exc_info=ex,
+              extra={"request_id": req.context.get("request_id"), "path": req.path})
+    raise Problem(500, "internal error; the request id identifies it in the logs") from ex
+
+
+def register(app: falcon.App) -> None:  # type: ignore[type-arg]
+    """Install the handlers and the serializer on app."""
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(DRIVER_ERRORS, _driver)
+    app.add_error_handler(NotFoundError, _not_found)
+    app.add_error_handler(ConflictError, _conflict)
+    app.add_error_handler(BusyError, _busy)
+    app.set_error_serializer(serialize)

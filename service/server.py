@@ -1,0 +1,96 @@
+"""Serve the app with waitress; drain and close cleanly on SIGTERM/SIGINT.
+
+waitress installs no signal handler, and its own shutdown path stops the
+event loop before finished responses are flushed (the main loop writes
+them). So the loop runs here: on a signal it stops accepting, keeps
+serving the connections that have a request in flight until they are
+answered or shutdown_timeout passes, then stops the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+
+log = logging.getLogger(__name__)
+
+LOOP_TIMEOUT = 0.5
+DRAIN_TICK = 0.05
+
+
+def _busy(channel: HTTPChannel) -> bool:
+    """A request is being read, queued, run, or its answer is still buffered."""
+    return bool(channel.requests or channel.request is not None or channel.total_outbufs_len)
+
+
+class Server:
+    """A waitress server whose run() returns after a graceful drain."""
+
+    def __init__(self, app: Any, *, host: str, port: int, threads: int,
+                 shutdown_timeout: float, **adjustments: Any) -> None:
+        self._stop = threading.Event()
+        self._shutdown_timeout = shutdown_timeout
+        self._server = create_server(
+            app, host=host, port=port, threads=threads,
+            # Errors are problem+json from the app; never show a traceback.
+            expose_tracebacks=False, ident="service-foundation",
+            **adjustments,
+        )
+
+    @property
+    def url(self) -> str:
+        """The address the server listens on (the real port when 0 was asked)."""
+        host = self._server.effective_host
+        shown = f"[{host}]" if ":" in str(host) else host
+        return f"http://{shown}:{self._server.effective_port}"
+
+    def stop(self) -> None:
+        """Ask run() to drain and return; safe from a signal handler or thread."""
+        self._stop.set()
+        self._server.pull_trigger()  # wake the poll loop now
+
+    def _channels(self) -> list[HTTPChannel]:
+        return [c for c in list(self._server._map.values()) if isinstance(c, HTTPChannel)]
+
+    def run(self) -> None:
+        """Serve until stop(), then drain in-flight requests and stop workers."""
+        socket_map = self._server._map
+        use_poll = self._server.adj.asyncore_use_poll
+        while not self._stop.is_set():
+            wasyncore.loop(timeout=LOOP_TIMEOUT, use_poll=use_poll, map=socket_map, count=1)
+        # Stop accepting: close the listening socket but keep the trigger.
+        wasyncore.dispatcher.close(self._server)
+        deadline = time.monotonic() + self._shutdown_timeout
+        while True:
+            for channel in self._channels():
+                if not _busy(channel):
+                    channel.handle_close()  # idle keep-alive connections
+            if not self._channels() or time.monotonic() >= deadline:
+                break
+            wasyncore.loop(timeout=DRAIN_TICK, use_poll=use_poll, map=socket_map, count=1)
+        left = self._channels()
+        if left:
+            log.warning("%d connection(s) still busy after %.1f s; closing them",
+                        len(left), self._shutdown_timeout)
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        wasyncore.close_all(socket_map)
+
+
+def install_signal_handlers(stop: Callable[[], None]) -> None:
+    """SIGTERM (docker stop) and SIGINT (Ctrl-C) both drain and exit 0."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; draining", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
