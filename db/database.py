@@ -28,8 +28,12 @@ def _bind(path: Path, synchronous: str) -> tuple[orm.Database, dict[str, Any]]:
     sqlite.install_pragmas(orm_db, synchronous)  # before bind(): see the reference
     entities = define_entities(orm_db)
     # Absolute path: Pony resolves a relative one against the calling module.
-    orm_db.bind(provider="sqlite", filename=str(path.resolve()), create_db=False,
-                timeout=sqlite.BUSY_TIMEOUT_MS / 1000)
+    orm_db.bind(
+        provider="sqlite",
+        filename=str(path.resolve()),
+        create_db=False,
+        timeout=sqlite.BUSY_TIMEOUT_MS / 1000,
+    )
     return orm_db, entities
 
 
@@ -51,7 +55,9 @@ def check_schema(orm_db: orm.Database, path: Path) -> None:
         con.close()
     problems = schemacheck.compare(expected_schema(orm_db), actual)
     if problems:
-        raise SchemaMismatchError("schema does not match the entities: " + "; ".join(problems))
+        raise SchemaMismatchError(
+            "schema does not match the entities: " + "; ".join(problems)
+        )
 
 
 def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[str]:
@@ -84,7 +90,9 @@ class Database:
             applied=sorted(applied),
             pending=sorted(set(files) - set(applied)),
             unknown=sorted(set(applied) - set(files)),
-            edited=sorted(v for v in applied if v in files and files[v].checksum != applied[v]),
+            edited=sorted(
+                v for v in applied if v in files and files[v].checksum != applied[v]
+            ),
         )
 
     def close(self) -> None:
@@ -92,8 +100,14 @@ class Database:
         self.orm.disconnect()
         busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
         log.info(
-            "database closed", extra={"checkpoint": {"busy": busy, "wal_pages": wal_pages,
-                                                     "checkpointed": moved}},
+            "database closed",
+            extra={
+                "checkpoint": {
+                    "busy": busy,
+                    "wal_pages": wal_pages,
+                    "checkpointed": moved,
+                }
+            },
         )
 
 
@@ -113,12 +127,15 @@ def open_database(
     migrations = migrations_module.discover(migrations_source)
     if migrate == "off":
         if not path.exists():
-            raise StartupError(f"database file {path} does not exist (SERVICE_MIGRATE=off)")
+            raise StartupError(
+                f"database file {path} does not exist (SERVICE_MIGRATE=off)"
+            )
         # Off means "do not touch the schema", not "ignore edits": still refuse them.
         migrations_module.inspect(path, migrations)
     else:
-        migrations_module.migrate(path, migrations, apply=migrate == "apply",
-                                  synchronous=synchronous)
+        migrations_module.migrate(
+            path, migrations, apply=migrate == "apply", synchronous=synchronous
+        )
     try:
         orm_db, entities = _bind(path, synchronous)
     except Exception as ex:

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 FILE_PATTERN = re.compile(r"^(?P<version>\d{4,})_(?P<slug>[a-z0-9][a-z0-9_]*)\.sql$")
 CHECKSUM_ALGORITHM = "sha256-lf"
-HEADER_FOREIGN_KEYS_OFF = re.compile(r"^--\s*migrate:\s*foreign_keys\s*=\s*off\s*$", re.I)
+HEADER_FOREIGN_KEYS_OFF = re.compile(
+    r"^--\s*migrate:\s*foreign_keys\s*=\s*off\s*$", re.I
+)
 HISTORY_TABLE = "schema_migrations"
 LOG_TABLE = "schema_migrations_log"
 
@@ -148,7 +150,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _log_event(con: sqlite3.Connection, version: int | None, action: str, detail: str) -> None:
+def _log_event(
+    con: sqlite3.Connection, version: int | None, action: str, detail: str
+) -> None:
     """Write one audit row in its own small transaction."""
     con.execute("BEGIN IMMEDIATE")
     try:
@@ -164,7 +168,8 @@ def _log_event(con: sqlite3.Connection, version: int | None, action: str, detail
 
 def _has_tracking(con: sqlite3.Connection) -> bool:
     row = con.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (HISTORY_TABLE,)
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        (HISTORY_TABLE,),
     ).fetchone()
     return row is not None
 
@@ -179,7 +184,9 @@ def applied_migrations(con: sqlite3.Connection) -> dict[int, AppliedMigration]:
     return {row[0]: AppliedMigration(*row) for row in rows}
 
 
-def state(migrations: list[Migration], applied: dict[int, AppliedMigration]) -> SchemaState:
+def state(
+    migrations: list[Migration], applied: dict[int, AppliedMigration]
+) -> SchemaState:
     """Compare files with the history: pending, unknown and edited versions."""
     files = {m.version: m for m in migrations}
     return SchemaState(
@@ -187,7 +194,11 @@ def state(migrations: list[Migration], applied: dict[int, AppliedMigration]) -> 
         applied=sorted(applied),
         pending=sorted(set(files) - set(applied)),
         unknown=sorted(set(applied) - set(files)),
-        edited=sorted(v for v in applied if v in files and applied[v].checksum != files[v].checksum),
+        edited=sorted(
+            v
+            for v in applied
+            if v in files and applied[v].checksum != files[v].checksum
+        ),
     )
 
 
@@ -200,7 +211,9 @@ def _edited_error(migration: Migration, stored: AppliedMigration) -> MigrationEr
     )
 
 
-def _check_history(migrations: list[Migration], applied: dict[int, AppliedMigration]) -> SchemaState:
+def _check_history(
+    migrations: list[Migration], applied: dict[int, AppliedMigration]
+) -> SchemaState:
     current = state(migrations, applied)
     files = {m.version: m for m in migrations}
     for version in current.edited:
@@ -209,7 +222,8 @@ def _check_history(migrations: list[Migration], applied: dict[int, AppliedMigrat
         log.warning(
             "database has migration %s (%s) that this code does not ship; "
             "starting anyway (an older release on a newer database)",
-            version, applied[version].name,
+            version,
+            applied[version].name,
         )
     return current
 
@@ -243,7 +257,8 @@ def _apply_one(con: sqlite3.Connection, migration: Migration) -> bool:
             violations = sqlite.foreign_key_violations(con)
             if violations:
                 shown = ", ".join(
-                    f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in violations[:5]
+                    f"{table} row {rowid} -> {parent}"
+                    for table, rowid, parent, _ in violations[:5]
                 )
                 raise MigrationError(
                     f"{migration.name} leaves {len(violations)} foreign key "
@@ -271,7 +286,9 @@ def _apply_one(con: sqlite3.Connection, migration: Migration) -> bool:
 def _ensure_tracking(con: sqlite3.Connection) -> None:
     if _has_tracking(con):
         return
-    foreign = [t for t in sqlite.user_tables(con) if t not in (HISTORY_TABLE, LOG_TABLE)]
+    foreign = [
+        t for t in sqlite.user_tables(con) if t not in (HISTORY_TABLE, LOG_TABLE)
+    ]
     if foreign:
         # Never guess what an untracked schema is: running 0001 on top of it
         # would fail or, worse, half-succeed.
@@ -313,8 +330,12 @@ def migrate(
             if not current.pending:
                 return current
             if not apply:
-                names = ", ".join(m.name for m in migrations if m.version in current.pending)
-                raise MigrationError(f"pending migrations (SERVICE_MIGRATE=verify): {names}")
+                names = ", ".join(
+                    m.name for m in migrations if m.version in current.pending
+                )
+                raise MigrationError(
+                    f"pending migrations (SERVICE_MIGRATE=verify): {names}"
+                )
             newest = max(applied) if applied else 0
             for migration in migrations:
                 if migration.version not in current.pending:
@@ -322,7 +343,8 @@ def migrate(
                 if migration.version < newest:
                     log.warning(
                         "applying %s out of order: the database already has %s",
-                        migration.name, newest,
+                        migration.name,
+                        newest,
                     )
                 try:
                     if migration.foreign_keys_off:
@@ -336,7 +358,12 @@ def migrate(
                 if did:
                     log.info("applied migration %s", migration.name)
                     if migration.version < newest:
-                        _log_event(con, migration.version, "out_of_order", f"newest was {newest}")
+                        _log_event(
+                            con,
+                            migration.version,
+                            "out_of_order",
+                            f"newest was {newest}",
+                        )
             return state(migrations, applied_migrations(con))
         finally:
             con.close()
@@ -353,7 +380,9 @@ def inspect(path: Path, migrations: list[Migration]) -> SchemaState:
         con.close()
 
 
-def accept_checksum(path: Path, migrations: list[Migration], version: int) -> tuple[str, str]:
+def accept_checksum(
+    path: Path, migrations: list[Migration], version: int
+) -> tuple[str, str]:
     """Record the current file's checksum for an applied version; audited."""
     files = {m.version: m for m in migrations}
     if version not in files:
@@ -364,7 +393,9 @@ def accept_checksum(path: Path, migrations: list[Migration], version: int) -> tu
         try:
             stored = applied_migrations(con).get(version)
             if stored is None:
-                raise MigrationError(f"{migration.name} is not applied; nothing to accept")
+                raise MigrationError(
+                    f"{migration.name} is not applied; nothing to accept"
+                )
             con.execute("BEGIN IMMEDIATE")
             con.execute(
                 f"UPDATE {HISTORY_TABLE} SET checksum = ? WHERE version = ?",
@@ -372,7 +403,12 @@ def accept_checksum(path: Path, migrations: list[Migration], version: int) -> tu
             )
             con.execute(
                 f"INSERT INTO {LOG_TABLE} (at, version, action, detail) VALUES (?, ?, ?, ?)",
-                (_now(), version, "accept_checksum", f"{stored.checksum} -> {migration.checksum}"),
+                (
+                    _now(),
+                    version,
+                    "accept_checksum",
+                    f"{stored.checksum} -> {migration.checksum}",
+                ),
             )
             con.execute("COMMIT")
             return stored.checksum, migration.checksum

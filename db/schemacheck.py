@@ -37,7 +37,9 @@ def compare_table(expected: sqlite.Table, actual: sqlite.Table) -> list[str]:
             problems.append(f"{where}: column missing")
             continue
         if got.type != want.type:
-            problems.append(f"{where}: type {got.type or '(none)'}, entities expect {want.type}")
+            problems.append(
+                f"{where}: type {got.type or '(none)'}, entities expect {want.type}"
+            )
         # SQLite lets a non-integer primary key be NULL; NOT NULL there is stricter, fine.
         if got.notnull != want.notnull and not (got.notnull and want.pk):
             wanted = "NOT NULL" if want.notnull else "nullable"
@@ -48,7 +50,11 @@ def compare_table(expected: sqlite.Table, actual: sqlite.Table) -> list[str]:
                 f"{where}: primary key position {got.pk}, entities expect {want.pk}"
             )
     for extra in actual.columns:
-        if expected.column(extra.name) is None and extra.notnull and extra.default is None:
+        if (
+            expected.column(extra.name) is None
+            and extra.notnull
+            and extra.default is None
+        ):
             problems.append(
                 f"{name}.{extra.name}: NOT NULL column without a default that the "
                 "entities do not know (every insert would fail)"
@@ -56,7 +62,9 @@ def compare_table(expected: sqlite.Table, actual: sqlite.Table) -> list[str]:
     for columns in sorted(_unique_sets(expected) - _unique_sets(actual)):
         problems.append(f"{name}({', '.join(columns)}): unique constraint missing")
     for columns in sorted(_unique_sets(actual) - _unique_sets(expected)):
-        problems.append(f"{name}({', '.join(columns)}): unique constraint the entities do not declare")
+        problems.append(
+            f"{name}({', '.join(columns)}): unique constraint the entities do not declare"
+        )
     for fk in sorted(_foreign_keys(expected) - _foreign_keys(actual)):
         problems.append(
             f"{name}.{fk[0]}: foreign key to {fk[1]}({fk[2]}) ON DELETE {fk[3]} missing"
@@ -69,7 +77,9 @@ def compare_table(expected: sqlite.Table, actual: sqlite.Table) -> list[str]:
     return problems
 
 
-def compare(expected: dict[str, sqlite.Table], actual: dict[str, sqlite.Table]) -> list[str]:
+def compare(
+    expected: dict[str, sqlite.Table], actual: dict[str, sqlite.Table]
+) -> list[str]:
     """Every difference between the entities' schema and the database's."""
     problems: list[str] = []
     for key, table in sorted(expected.items()):

@@ -65,7 +65,10 @@ def install_pragmas(orm_db: Any, synchronous: str = "NORMAL") -> None:
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """Open a plain connection in autocommit mode, PRAGMAs applied."""
     con = sqlite3.connect(
-        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        path,
+        isolation_level=None,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
     )
     apply_pragmas(con, synchronous)
     return con
@@ -73,8 +76,16 @@ def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
 
 def read_pragmas(con: Any) -> dict[str, Any]:
     """Read back the PRAGMAs that matter, for tests and diagnostics."""
-    names = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout",
-             "journal_size_limit", "mmap_size", "cache_size", "temp_store")
+    names = (
+        "journal_mode",
+        "synchronous",
+        "foreign_keys",
+        "busy_timeout",
+        "journal_size_limit",
+        "mmap_size",
+        "cache_size",
+        "temp_store",
+    )
     return {name: con.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
 
 

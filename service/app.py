@@ -12,9 +12,7 @@ from service.resources.health import Health, Ready
 from service.resources.metadata import Metadata
 
 
-def create_app(
-    settings: Settings, *, database: Database | None = None
-) -> falcon.App:  # type: ignore[type-arg]
+def create_app(settings: Settings, *, database: Database | None = None) -> falcon.App:  # type: ignore[type-arg]
     """Build the WSGI app; opens (migrates, checks) the database unless given one."""
     if database is None:
         database = open_database(

@@ -16,7 +16,9 @@ def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def read_json(req: falcon.Request, model: type[ModelT], max_bytes: int) -> ModelT:
@@ -39,6 +41,11 @@ def read_json(req: falcon.Request, model: type[ModelT], max_bytes: int) -> Model
     except ValidationError as ex:
         if any(e["type"] in ("json_invalid", "json_type") for e in ex.errors()):
             first = ex.errors(include_url=False)[0]
-            raise Problem(400, f"request body is not valid JSON: {first['msg']}") from ex
-        raise Problem(422, "request body does not match the schema",
-                      errors=validation_errors(ex, "body")) from ex
+            raise Problem(
+                400, f"request body is not valid JSON: {first['msg']}"
+            ) from ex
+        raise Problem(
+            422,
+            "request body does not match the schema",
+            errors=validation_errors(ex, "body"),
+        ) from ex

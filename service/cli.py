@@ -42,15 +42,27 @@ def cmd_serve(settings: Settings) -> int:
     )
     try:
         app = create_app(settings, database=database)
-        server = Server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                        shutdown_timeout=settings.shutdown_timeout)
+        server = Server(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            shutdown_timeout=settings.shutdown_timeout,
+        )
         install_signal_handlers(server.stop)
         state = database.state(_applied(database))
         log.info(
-            "ready on %s", server.url,
-            extra={"event": "ready", "url": server.url, "schema_version": state.version,
-                   "database": str(settings.database_path),
-                   "startup_ms": round((__import__("time").perf_counter() - started) * 1000, 1)},
+            "ready on %s",
+            server.url,
+            extra={
+                "event": "ready",
+                "url": server.url,
+                "schema_version": state.version,
+                "database": str(settings.database_path),
+                "startup_ms": round(
+                    (__import__("time").perf_counter() - started) * 1000, 1
+                ),
+            },
         )
         server.run()
         log.info("stopped accepting; in-flight requests drained")
@@ -70,10 +82,16 @@ def cmd_migrate(settings: Settings) -> int:
     """Apply pending migrations and print what was applied."""
     found = _migrations(settings)
     before = migrations.inspect(settings.database_path, found)
-    after = migrations.migrate(settings.database_path, found, synchronous=settings.synchronous)
-    done = [m.name for m in found if m.version in set(before.pending) - set(after.pending)]
-    print(f"applied {len(done)} migration(s){': ' + ', '.join(done) if done else ''}; "
-          f"schema version {after.version}")
+    after = migrations.migrate(
+        settings.database_path, found, synchronous=settings.synchronous
+    )
+    done = [
+        m.name for m in found if m.version in set(before.pending) - set(after.pending)
+    ]
+    print(
+        f"applied {len(done)} migration(s){': ' + ', '.join(done) if done else ''}; "
+        f"schema version {after.version}"
+    )
     return EXIT_OK
 
 
@@ -93,8 +111,10 @@ def cmd_status(settings: Settings) -> int:
         else:
             mark = "pending"
         print(f"  {version:04d}  {mark:<16} {names.get(version, '')}")
-    print(f"schema version: {state.version}; pending: {len(state.pending)}; "
-          f"edited: {len(state.edited)}")
+    print(
+        f"schema version: {state.version}; pending: {len(state.pending)}; "
+        f"edited: {len(state.edited)}"
+    )
     if state.edited:
         return EXIT_EDITED
     return EXIT_PENDING if state.pending else EXIT_OK
@@ -130,13 +150,19 @@ def cmd_check(settings: Settings) -> int:
     for problem in problems:
         print(f"entities vs migrations: {problem}")
     failed = failed or bool(problems)
-    print("check failed" if failed else f"ok: {len(found)} migration(s) match the entities")
+    print(
+        "check failed"
+        if failed
+        else f"ok: {len(found)} migration(s) match the entities"
+    )
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_accept_checksum(settings: Settings, version: int) -> int:
     """Record the edited file's checksum for an applied version."""
-    old, new = migrations.accept_checksum(settings.database_path, _migrations(settings), version)
+    old, new = migrations.accept_checksum(
+        settings.database_path, _migrations(settings), version
+    )
     print(f"version {version}: checksum {old} -> {new}")
     return EXIT_OK
 
@@ -147,17 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
     commands.add_parser("migrate", help="apply pending migrations")
-    commands.add_parser("status", help="applied and pending migrations (exit 0 when clean)")
+    commands.add_parser(
+        "status", help="applied and pending migrations (exit 0 when clean)"
+    )
     new = commands.add_parser("new", help="create the next migration file")
     new.add_argument("name")
     commands.add_parser("check", help="validate checksums and the entity mapping")
-    accept = commands.add_parser("accept-checksum", help="accept an edited, applied file")
+    accept = commands.add_parser(
+        "accept-checksum", help="accept an edited, applied file"
+    )
     accept.add_argument("version", type=int)
     return parser
 
 
-def main(argv: Sequence[str] | None = None,
-         serve: Callable[[Settings], int] = cmd_serve) -> int:
+def main(
+    argv: Sequence[str] | None = None, serve: Callable[[Settings], int] = cmd_serve
+) -> int:
     """Run one command; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
@@ -182,6 +213,8 @@ def main(argv: Sequence[str] | None = None,
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
     except (StartupError, TimeoutError, OSError) as ex:
-        log.critical("%s failed: %s", args.command, ex, extra={"event": "startup_failed"})
+        log.critical(
+            "%s failed: %s", args.command, ex, extra={"event": "startup_failed"}
+        )
         return EXIT_FAILED
     raise AssertionError(args.command)  # argparse only allows the commands above

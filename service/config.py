@@ -14,7 +14,9 @@ ENV_PREFIX = "SERVICE_"
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix SERVICE_)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore"
+    )
 
     database_path: Path = Field(
         Path("var/service.sqlite3"),

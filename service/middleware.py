@@ -33,21 +33,29 @@ class RequestContext:
         resp.set_header("X-Request-ID", request_id)
 
     def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: Any,
+        req_succeeded: bool,
     ) -> None:
         """Write the access line; it is skipped cheaply when INFO is off."""
         if not access_log.isEnabledFor(logging.INFO):
             return
         started = req.context.get("started")
         access_log.info(
-            "%s %s %s", req.method, req.path, resp.status_code,
+            "%s %s %s",
+            req.method,
+            req.path,
+            resp.status_code,
             extra={
                 "request_id": req.context.get("request_id"),
                 "method": req.method,
                 "path": req.path,
                 "status": resp.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3)
-                if started else None,
+                if started
+                else None,
             },
         )
 
@@ -63,7 +71,11 @@ class DbSession:
     """
 
     def process_resource(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: Any,
+        params: dict[str, Any],
     ) -> None:
         """Enter the session just before the responder runs."""
         if resource is None or not getattr(resource, "uses_database", True):
@@ -73,7 +85,11 @@ class DbSession:
         req.context.db_session = session
 
     def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: Any,
+        req_succeeded: bool,
     ) -> None:
         """Commit or roll back; a failed commit raises into the error handlers."""
         session = req.context.get("db_session")

@@ -45,7 +45,9 @@ def _refine(document: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 schema = content.get("application/json", {}).get("schema", {})
                 if schema.get("$ref", "").endswith("/ProblemOut"):
-                    content["application/problem+json"] = content.pop("application/json")
+                    content["application/problem+json"] = content.pop(
+                        "application/json"
+                    )
     return document
 
 

@@ -30,8 +30,9 @@ class Problem(falcon.HTTPError):
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(falcon.code_to_http_status(status), description=detail,
-                         headers=headers)
+        super().__init__(
+            falcon.code_to_http_status(status), description=detail, headers=headers
+        )
         self.errors = errors
 
 
@@ -68,21 +69,34 @@ def serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) 
     resp.data = json.dumps(body, ensure_ascii=False).encode()
 
 
-def _not_found(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+def _not_found(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
     raise Problem(404, str(ex)) from ex
 
 
-def _conflict(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+def _conflict(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
     raise Problem(409, str(ex)) from ex
 
 
-def _busy(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
-    log.warning("database busy: %s", ex, extra={"request_id": req.context.get("request_id")})
-    raise Problem(503, "the database is busy; retry shortly",
-                  headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from ex
+def _busy(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
+    log.warning(
+        "database busy: %s", ex, extra={"request_id": req.context.get("request_id")}
+    )
+    raise Problem(
+        503,
+        "the database is busy; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    ) from ex
 
 
-def _driver(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+def _driver(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
     translated = translate(ex)
     if isinstance(translated, BusyError):
         _busy(req, resp, translated, params)
@@ -91,11 +105,18 @@ def _driver(req: falcon.Request, resp: falcon.Response, ex: Exception, params: A
     _unexpected(req, resp, ex, params)
 
 
-def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+def _unexpected(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
     # The traceback goes to the log with the request id, never to the client.
-    log.error("unhandled error", exc_info=ex,
-              extra={"request_id": req.context.get("request_id"), "path": req.path})
-    raise Problem(500, "internal error; the request id identifies it in the logs") from ex
+    log.error(
+        "unhandled error",
+        exc_info=ex,
+        extra={"request_id": req.context.get("request_id"), "path": req.path},
+    )
+    raise Problem(
+        500, "internal error; the request id identifies it in the logs"
+    ) from ex
 
 
 def register(app: falcon.App) -> None:  # type: ignore[type-arg]

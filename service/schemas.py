@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# "." and ".." are path segments to every URL library, never keys.
+KEY_PATTERN = r"^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$"
 MAX_VALUE_BYTES = 65_536
 
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
@@ -24,6 +25,8 @@ class MetadataIn(BaseModel):
 class MetadataOut(BaseModel):
     """One metadata entry."""
 
+    model_config = ConfigDict(regex_engine="python-re")  # KEY_PATTERN looks ahead
+
     key: Key
     value: str
     updated_at: datetime = Field(description="Last change, ISO 8601 in UTC")
@@ -32,14 +35,18 @@ class MetadataOut(BaseModel):
 class MetadataPageOut(BaseModel):
     """A page of entries ordered by key."""
 
+    model_config = ConfigDict(regex_engine="python-re")
+
     items: list[MetadataOut]
-    next: Key | None = Field(description="Pass as ?after= for the next page; null at the end")
+    next: Key | None = Field(
+        description="Pass as ?after= for the next page; null at the end"
+    )
 
 
 class MetadataQuery(BaseModel):
     """Query parameters of GET /v1/metadata."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", regex_engine="python-re")
 
     limit: int = Field(100, ge=1, le=1000)
     after: Key | None = None

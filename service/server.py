@@ -29,20 +29,34 @@ DRAIN_TICK = 0.05
 
 def _busy(channel: HTTPChannel) -> bool:
     """A request is being read, queued, run, or its answer is still buffered."""
-    return bool(channel.requests or channel.request is not None or channel.total_outbufs_len)
+    return bool(
+        channel.requests or channel.request is not None or channel.total_outbufs_len
+    )
 
 
 class Server:
     """A waitress server whose run() returns after a graceful drain."""
 
-    def __init__(self, app: Any, *, host: str, port: int, threads: int,
-                 shutdown_timeout: float, **adjustments: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        threads: int,
+        shutdown_timeout: float,
+        **adjustments: Any,
+    ) -> None:
         self._stop = threading.Event()
         self._shutdown_timeout = shutdown_timeout
         self._server = create_server(
-            app, host=host, port=port, threads=threads,
+            app,
+            host=host,
+            port=port,
+            threads=threads,
             # Errors are problem+json from the app; never show a traceback.
-            expose_tracebacks=False, ident="service-foundation",
+            expose_tracebacks=False,
+            ident="service-foundation",
             **adjustments,
         )
 
@@ -59,14 +73,18 @@ class Server:
         self._server.pull_trigger()  # wake the poll loop now
 
     def _channels(self) -> list[HTTPChannel]:
-        return [c for c in list(self._server._map.values()) if isinstance(c, HTTPChannel)]
+        return [
+            c for c in list(self._server._map.values()) if isinstance(c, HTTPChannel)
+        ]
 
     def run(self) -> None:
         """Serve until stop(), then drain in-flight requests and stop workers."""
         socket_map = self._server._map
         use_poll = self._server.adj.asyncore_use_poll
         while not self._stop.is_set():
-            wasyncore.loop(timeout=LOOP_TIMEOUT, use_poll=use_poll, map=socket_map, count=1)
+            wasyncore.loop(
+                timeout=LOOP_TIMEOUT, use_poll=use_poll, map=socket_map, count=1
+            )
         # Stop accepting: close the listening socket but keep the trigger.
         wasyncore.dispatcher.close(self._server)
         deadline = time.monotonic() + self._shutdown_timeout
@@ -76,11 +94,16 @@ class Server:
                     channel.handle_close()  # idle keep-alive connections
             if not self._channels() or time.monotonic() >= deadline:
                 break
-            wasyncore.loop(timeout=DRAIN_TICK, use_poll=use_poll, map=socket_map, count=1)
+            wasyncore.loop(
+                timeout=DRAIN_TICK, use_poll=use_poll, map=socket_map, count=1
+            )
         left = self._channels()
         if left:
-            log.warning("%d connection(s) still busy after %.1f s; closing them",
-                        len(left), self._shutdown_timeout)
+            log.warning(
+                "%d connection(s) still busy after %.1f s; closing them",
+                len(left),
+                self._shutdown_timeout,
+            )
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
         wasyncore.close_all(socket_map)
 

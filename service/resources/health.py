@@ -15,7 +15,9 @@ class Health:
 
     uses_database = False
 
-    @spec.validate(skip_validation=True, tags=["health"], resp=Response(HTTP_200=HealthOut))
+    @spec.validate(
+        skip_validation=True, tags=["health"], resp=Response(HTTP_200=HealthOut)
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer 200 while the process is alive."""
         resp.media = {"status": "ok"}
@@ -27,8 +29,11 @@ class Ready:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    @spec.validate(skip_validation=True, tags=["health"],
-                   resp=Response(HTTP_200=ReadyOut, HTTP_503=ReadyOut))
+    @spec.validate(
+        skip_validation=True,
+        tags=["health"],
+        resp=Response(HTTP_200=ReadyOut, HTTP_503=ReadyOut),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Report the schema version and anything pending or edited."""
         state = self._database.state(self._database.store.applied_versions())

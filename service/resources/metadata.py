@@ -29,7 +29,8 @@ _KEY = re.compile(KEY_PATTERN)
 def _check_key(key: str) -> str:
     if not _KEY.match(key):
         raise Problem(
-            422, "key must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
+            422,
+            "key must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-', and not '.' or '..'",
             errors=[{"detail": "invalid key", "parameter": "key"}],
         )
     return key
@@ -39,7 +40,9 @@ def _out(record: MetadataRecord) -> dict[str, str]:
     return {
         "key": record.key,
         "value": record.value,
-        "updated_at": record.updated_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "updated_at": record.updated_at.isoformat(timespec="microseconds").replace(
+            "+00:00", "Z"
+        ),
     }
 
 
@@ -50,30 +53,52 @@ class Metadata:
         self._store = store
         self._max_body = max_body_bytes
 
-    @spec.validate(query=MetadataQuery, skip_validation=True, tags=["metadata"],
-                   resp=Response(HTTP_200=MetadataPageOut, HTTP_422=ProblemOut))
+    @spec.validate(
+        query=MetadataQuery,
+        skip_validation=True,
+        tags=["metadata"],
+        resp=Response(HTTP_200=MetadataPageOut, HTTP_422=ProblemOut),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List entries ordered by key, paged with ?limit= and ?after=."""
         try:
             query = MetadataQuery.model_validate(
-                {name: req.params[name] for name in ("limit", "after") if name in req.params}
+                {
+                    name: req.params[name]
+                    for name in ("limit", "after")
+                    if name in req.params
+                }
             )
         except ValidationError as ex:
-            raise Problem(422, "invalid query parameters",
-                          errors=validation_errors(ex, "query")) from ex
+            raise Problem(
+                422, "invalid query parameters", errors=validation_errors(ex, "query")
+            ) from ex
         page = self._store.list_metadata(query.limit, query.after)
         resp.media = {"items": [_out(r) for r in page.items], "next": page.next}
 
-    @spec.validate(skip_validation=True, tags=["metadata"],
-                   resp=Response(HTTP_200=MetadataOut, HTTP_404=ProblemOut, HTTP_422=ProblemOut))
+    @spec.validate(
+        skip_validation=True,
+        tags=["metadata"],
+        resp=Response(HTTP_200=MetadataOut, HTTP_404=ProblemOut, HTTP_422=ProblemOut),
+    )
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         """Return one entry or 404."""
         resp.media = _out(self._store.get_metadata(_check_key(key)))
 
-    @spec.validate(json=MetadataIn, skip_validation=True, tags=["metadata"],
-                   resp=Response(HTTP_200=MetadataOut, HTTP_201=MetadataOut, HTTP_400=ProblemOut,
-                                 HTTP_413=ProblemOut, HTTP_415=ProblemOut, HTTP_422=ProblemOut,
-                                 HTTP_503=ProblemOut))
+    @spec.validate(
+        json=MetadataIn,
+        skip_validation=True,
+        tags=["metadata"],
+        resp=Response(
+            HTTP_200=MetadataOut,
+            HTTP_201=MetadataOut,
+            HTTP_400=ProblemOut,
+            HTTP_413=ProblemOut,
+            HTTP_415=ProblemOut,
+            HTTP_422=ProblemOut,
+            HTTP_503=ProblemOut,
+        ),
+    )
     def on_put_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         """Create (201) or replace (200) one entry."""
         _check_key(key)
@@ -81,18 +106,29 @@ class Metadata:
         try:
             size = len(body.value.encode("utf-8"))
         except UnicodeEncodeError as ex:
-            raise Problem(422, "value must be valid Unicode text (it holds a lone surrogate)",
-                          errors=[{"detail": str(ex.reason), "pointer": "#/value"}]) from ex
+            raise Problem(
+                422,
+                "value must be valid Unicode text (it holds a lone surrogate)",
+                errors=[{"detail": str(ex.reason), "pointer": "#/value"}],
+            ) from ex
         if size > MAX_VALUE_BYTES:
-            raise Problem(413, f"value is {size} bytes of UTF-8; the limit is {MAX_VALUE_BYTES}")
+            raise Problem(
+                413, f"value is {size} bytes of UTF-8; the limit is {MAX_VALUE_BYTES}"
+            )
         record, created = self._store.put_metadata(key, body.value)
         resp.media = _out(record)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
 
-    @spec.validate(skip_validation=True, tags=["metadata"],
-                   resp=Response("HTTP_204", HTTP_404=ProblemOut, HTTP_422=ProblemOut,
-                                 HTTP_503=ProblemOut))
-    def on_delete_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+    @spec.validate(
+        skip_validation=True,
+        tags=["metadata"],
+        resp=Response(
+            "HTTP_204", HTTP_404=ProblemOut, HTTP_422=ProblemOut, HTTP_503=ProblemOut
+        ),
+    )
+    def on_delete_item(
+        self, req: falcon.Request, resp: falcon.Response, key: str
+    ) -> None:
         """Delete one entry: 204, or 404 when absent."""
         self._store.delete_metadata(_check_key(key))
         resp.status = falcon.HTTP_204

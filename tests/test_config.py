@@ -1,0 +1,67 @@
+"""Settings: defaults, and invalid values stopping the process with exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigError, Settings, load_settings
+from tests.helpers import run_cli, service_env
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With no environment the documented defaults apply and the path is absolute."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.database_path == tmp_path / "var" / "service.sqlite3"
+    assert (settings.host, settings.port, settings.threads) == ("127.0.0.1", 8080, 8)
+    assert (settings.migrate, settings.log_level, settings.synchronous) == (
+        "apply",
+        "INFO",
+        "NORMAL",
+    )
+
+
+def test_environment_is_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SERVICE_* variables are read, case-insensitively for enumerations."""
+    monkeypatch.setenv("SERVICE_PORT", "9999")
+    monkeypatch.setenv("SERVICE_MIGRATE", "Verify")
+    monkeypatch.setenv("SERVICE_LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert (settings.port, settings.migrate, settings.log_level) == (
+        9999,
+        "verify",
+        "DEBUG",
+    )
+
+
+def test_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad value raises ConfigError naming the SERVICE_ variable."""
+    monkeypatch.setenv("SERVICE_THREADS", "0")
+    with pytest.raises(ConfigError, match=r"^SERVICE_THREADS: "):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("THREADS", "-1"),
+        ("MIGRATE", "sometimes"),
+        ("LOG_LEVEL", "chatty"),
+        ("SYNCHRONOUS", "OFF"),
+    ],
+)
+def test_bad_setting_exits_2_with_one_line_before_opening(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    """serve exits 2 with one stderr line naming the variable; no database is created."""
+    db_path = tmp_path / "var" / "db.sqlite3"
+    result = run_cli("serve", env=service_env(db_path, **{name.lower(): value}))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"SERVICE_{name}" in lines[0]
+    assert not db_path.parent.exists()
