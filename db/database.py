@@ -95,6 +95,11 @@ class Database:
             ),
         )
 
+    def current_state(self) -> SchemaState:
+        """Schema state read from the history table in a short session."""
+        with orm.db_session:
+            return self.state(self.store.applied_versions())
+
     def close(self) -> None:
         """Close this thread's connection, then optimize and checkpoint the WAL."""
         self.orm.disconnect()

@@ -11,7 +11,7 @@ from pony import orm
 def define_entities(db: orm.Database) -> dict[str, Any]:
     """Declare the entities on db and return them by name."""
 
-    class AppMetadata(db.Entity):  # type: ignore[name-defined,misc]
+    class AppMetadata(db.Entity):
         _table_ = "app_metadata"
         key = orm.PrimaryKey(str, column="key", autostrip=False)
         # Optional(str) is NOT NULL in SQL and, unlike Required, accepts "".

@@ -57,7 +57,7 @@ def install_pragmas(orm_db: Any, synchronous: str = "NORMAL") -> None:
     """Register the PRAGMAs on a Pony Database; call before bind()."""
 
     # Keyword form: the positional one registers the hook for every provider.
-    @orm_db.on_connect(provider="sqlite")  # type: ignore[untyped-decorator]
+    @orm_db.on_connect(provider="sqlite")
     def _pragmas(_db: Any, connection: sqlite3.Connection) -> None:
         apply_pragmas(connection, synchronous)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from db import Database, open_database
@@ -21,7 +23,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
             migrations_source=settings.migrations_path,
             synchronous=settings.synchronous,
         )
-    app = falcon.App(middleware=[RequestContext(), DbSession()])
+    middleware: list[Any] = [RequestContext(), DbSession()]
+    app = falcon.App(middleware=middleware)
     # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app)

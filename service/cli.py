@@ -50,7 +50,7 @@ def cmd_serve(settings: Settings) -> int:
             shutdown_timeout=settings.shutdown_timeout,
         )
         install_signal_handlers(server.stop)
-        state = database.state(_applied(database))
+        state = database.current_state()
         log.info(
             "ready on %s",
             server.url,
@@ -69,13 +69,6 @@ def cmd_serve(settings: Settings) -> int:
     finally:
         database.close()
     return EXIT_OK
-
-
-def _applied(database: object) -> dict[int, str]:
-    from pony.orm import db_session
-
-    with db_session:
-        return database.store.applied_versions()  # type: ignore[attr-defined,no-any-return]
 
 
 def cmd_migrate(settings: Settings) -> int:

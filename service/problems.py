@@ -70,19 +70,19 @@ def serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) 
 
 
 def _not_found(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
     raise Problem(404, str(ex)) from ex
 
 
 def _conflict(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
     raise Problem(409, str(ex)) from ex
 
 
 def _busy(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
     log.warning(
         "database busy: %s", ex, extra={"request_id": req.context.get("request_id")}
@@ -95,7 +95,7 @@ def _busy(
 
 
 def _driver(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
     translated = translate(ex)
     if isinstance(translated, BusyError):
@@ -106,7 +106,7 @@ def _driver(
 
 
 def _unexpected(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
     # The traceback goes to the log with the request id, never to the client.
     log.error(
@@ -122,7 +122,8 @@ def _unexpected(
 def register(app: falcon.App) -> None:  # type: ignore[type-arg]
     """Install the handlers and the serializer on app."""
     app.add_error_handler(Exception, _unexpected)
-    app.add_error_handler(DRIVER_ERRORS, _driver)
+    for driver_error in DRIVER_ERRORS:
+        app.add_error_handler(driver_error, _driver)
     app.add_error_handler(NotFoundError, _not_found)
     app.add_error_handler(ConflictError, _conflict)
     app.add_error_handler(BusyError, _busy)
