@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -81,6 +82,11 @@ class Database:
     orm: orm.Database
     store: Store
     migrations: list[Migration]
+    write_lock: sqlite.BoundedLock
+
+    def on_write_lock_wait(self, observe: Callable[[float, bool], None]) -> None:
+        """Call observe(seconds waited, acquired) on every write-lock acquisition."""
+        self.write_lock.observe = observe
 
     def state(self, applied: dict[int, str]) -> SchemaState:
         """Schema state from the applied versions and their checksums."""
@@ -122,6 +128,7 @@ def open_database(
     migrate: MigrateMode = "apply",
     migrations_source: Traversable | Path | None = None,
     synchronous: str = "NORMAL",
+    write_lock_timeout: float = 5.0,
 ) -> Database:
     """Migrate (or verify) the file at path, map the entities, check the schema.
 
@@ -146,9 +153,10 @@ def open_database(
     except Exception as ex:
         raise StartupError(f"cannot open {path}: {ex}") from ex
     check_schema(orm_db, path)
+    write_lock = sqlite.bound_write_lock(orm_db, write_lock_timeout)
     con = sqlite.connect(path, synchronous)
     try:
         sqlite.startup_maintenance(con)
     finally:
         con.close()
-    return Database(path, orm_db, Store(orm_db, entities), migrations)
+    return Database(path, orm_db, Store(orm_db, entities), migrations, write_lock)

@@ -13,8 +13,9 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,149 @@ def shutdown_maintenance(path: Path) -> tuple[int, int, int]:
         return (int(row[0]), int(row[1]), int(row[2]))
     finally:
         con.close()
+
+
+class BoundedLock:
+    """A lock whose blocking acquire() gives up after timeout seconds.
+
+    Pony serialises writers in one process with a plain threading.Lock that
+    it acquires with no timeout, so one slow writer would stall every other
+    writer forever. This stands in for that lock: past the timeout it raises
+    SQLite's own "database is locked" error, which callers already handle.
+    """
+
+    def __init__(
+        self, timeout: float, observe: Callable[[float, bool], None] | None = None
+    ):
+        self._lock = threading.Lock()
+        self._timeout = timeout
+        self.observe = observe
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock, waiting at most the configured timeout."""
+        if not blocking:
+            return self._lock.acquire(False)
+        if self._lock.acquire(False):  # uncontended: no clock reads
+            if self.observe is not None:
+                self.observe(0.0, True)
+            return True
+        started = time.perf_counter()
+        got = self._lock.acquire(timeout=self._timeout if timeout < 0 else timeout)
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started, got)
+        if not got:
+            raise sqlite3.OperationalError(
+                f"database is locked: waited {self._timeout:g} s for this process's write lock"
+            )
+        return True
+
+    def release(self) -> None:
+        """Release the lock."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """True while some thread holds the lock."""
+        return self._lock.locked()
+
+    __enter__ = acquire
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
+def bound_write_lock(
+    orm_db: Any, timeout: float, observe: Callable[[float, bool], None] | None = None
+) -> BoundedLock:
+    """Replace Pony's unbounded in-process write lock with a BoundedLock.
+
+    Pony's acquire_lock() holds a second "pre" lock while it waits, which
+    would queue later writers without a bound; the replacement waits on the
+    one bounded lock only. Relies on SQLiteProvider.acquire_lock/release_lock
+    and transaction_lock (pony 0.7.20, pinned); a test fails loudly if an
+    upgrade changes them.
+    """
+    provider = orm_db.provider
+    for name in ("acquire_lock", "release_lock", "transaction_lock"):
+        if not hasattr(provider, name):
+            raise RuntimeError(
+                f"this Pony version's SQLite provider has no {name} to bound"
+            )
+    lock = BoundedLock(timeout, observe)
+    provider.transaction_lock = lock
+    provider.acquire_lock = lock.acquire  # release_lock() releases transaction_lock
+    return lock
+
+
+def backup(source: Path, target: Path) -> str:
+    """Copy a live database with SQLite's online backup API; returns integrity_check.
+
+    The copy is written beside target and renamed into place only once it
+    passed integrity_check, so a failed backup never leaves a partial file.
+    """
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = sqlite3.connect(
+        f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            # pages=-1: one step, so concurrent writers cannot force a restart.
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode = DELETE")  # a self-contained single file
+            result = str(dst.execute("PRAGMA integrity_check").fetchone()[0])
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    if result != "ok":
+        partial.unlink(missing_ok=True)
+        return result
+    partial.replace(target)
+    return result
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """One CREATE statement SQLite keeps in sqlite_master."""
+
+    type: str  # 'table', 'index', 'trigger' or 'view'
+    name: str
+    table: str  # the table an index or trigger belongs to
+    sql: str
+
+
+def schema_objects(con: sqlite3.Connection) -> list[SchemaObject]:
+    """User tables, indexes, triggers and views in creation order.
+
+    Automatic indexes (UNIQUE and PRIMARY KEY constraints) have no SQL of
+    their own and are left out; read_schema() reports them.
+    """
+    return [
+        SchemaObject(row[0], row[1], row[2], row[3])
+        for row in con.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master "
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        )
+    ]
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a table, column or index name for SQL text."""
+    return _quote(name)
+
+
+# ALTER TABLE ADD COLUMN refuses these defaults ("non-constant default").
+_NON_CONSTANT_DEFAULT = re.compile(
+    r"^\s*(\(|CURRENT_TIME\b|CURRENT_DATE\b|CURRENT_TIMESTAMP\b)", re.I
+)
+
+
+def is_constant_default(default: str | None) -> bool:
+    """Whether ALTER TABLE ADD COLUMN accepts this DEFAULT expression."""
+    return default is None or not _NON_CONSTANT_DEFAULT.match(default)
+
+
+def has_autoincrement(create_table_sql: str) -> bool:
+    """Whether a CREATE TABLE statement declares an AUTOINCREMENT key."""
+    return re.search(r"\bAUTOINCREMENT\b", strip_comments(create_table_sql), re.I) is not None

@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, status, new, check, accept-checksum."""
+"""Command line: serve, migrate, status, new, check, backup, accept-checksum."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from db import StartupError
+from db import StartupError, sqlite
 from db import migrate as migrations
-from db.database import entity_schema_problems, open_database
+from db.database import entity_schema_problems
 from service import logs
 from service.config import ConfigError, Settings, load_settings
 
@@ -30,16 +31,11 @@ def _migrations(settings: Settings) -> list[migrations.Migration]:
 
 def cmd_serve(settings: Settings) -> int:
     """Bootstrap the database, then serve until SIGTERM/SIGINT."""
-    from service.app import create_app
+    from service.app import create_app, open_for
     from service.server import Server, install_signal_handlers
 
-    started = __import__("time").perf_counter()
-    database = open_database(
-        settings.database_path,
-        migrate=settings.migrate,
-        migrations_source=settings.migrations_path,
-        synchronous=settings.synchronous,
-    )
+    started = time.perf_counter()
+    database = open_for(settings)
     try:
         app = create_app(settings, database=database)
         server = Server(
@@ -48,6 +44,11 @@ def cmd_serve(settings: Settings) -> int:
             port=settings.port,
             threads=settings.threads,
             shutdown_timeout=settings.shutdown_timeout,
+            channel_timeout=settings.channel_timeout,
+            connection_limit=settings.connection_limit,
+            # The app answers oversized bodies itself (413 problem+json); waitress
+            # only stops bodies far beyond that, before buffering them whole.
+            max_request_body_size=settings.max_body_bytes * 4,
         )
         install_signal_handlers(server.stop)
         state = database.current_state()
@@ -59,9 +60,7 @@ def cmd_serve(settings: Settings) -> int:
                 "url": server.url,
                 "schema_version": state.version,
                 "database": str(settings.database_path),
-                "startup_ms": round(
-                    (__import__("time").perf_counter() - started) * 1000, 1
-                ),
+                "startup_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         server.run()
@@ -151,6 +150,21 @@ def cmd_check(settings: Settings) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_backup(settings: Settings, target: Path) -> int:
+    """Copy the live database consistently, verify the copy, report its version."""
+    if not settings.database_path.exists():
+        print(f"no database at {settings.database_path}", file=sys.stderr)
+        return EXIT_FAILED
+    target = target.expanduser().absolute()
+    result = sqlite.backup(settings.database_path, target)
+    if result != "ok":
+        print(f"backup failed integrity_check: {result}", file=sys.stderr)
+        return EXIT_FAILED
+    state = migrations.inspect(target, _migrations(settings))
+    print(f"backup written to {target}: schema version {state.version}, integrity ok")
+    return EXIT_OK
+
+
 def cmd_accept_checksum(settings: Settings, version: int) -> int:
     """Record the edited file's checksum for an applied version."""
     old, new = migrations.accept_checksum(
@@ -172,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     new = commands.add_parser("new", help="create the next migration file")
     new.add_argument("name")
     commands.add_parser("check", help="validate checksums and the entity mapping")
+    backup = commands.add_parser("backup", help="consistent copy of the live database")
+    backup.add_argument("path", type=Path)
     accept = commands.add_parser(
         "accept-checksum", help="accept an edited, applied file"
     )
@@ -203,6 +219,8 @@ def main(
                 return cmd_new(settings, args.name)
             case "check":
                 return cmd_check(settings)
+            case "backup":
+                return cmd_backup(settings, args.path)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
     except (StartupError, TimeoutError, OSError) as ex:

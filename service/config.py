@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         262_144, ge=1024, description="Largest request body accepted (413 above)"
     )
+    write_lock_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a request waits for this process's write lock before a 503",
+    )
+    channel_timeout: int = Field(
+        30, ge=1, description="Seconds a connection may stay idle before it is closed"
+    )
+    connection_limit: int = Field(
+        1000, ge=1, description="Open connections accepted at once (waitress)"
+    )
     shutdown_timeout: float = Field(
         8.0, gt=0, description="Seconds in-flight requests get to finish on SIGTERM"
     )

@@ -11,6 +11,7 @@ from typing import Any
 import falcon
 
 from db.session import Session
+from service.metrics import Metrics
 
 access_log = logging.getLogger("service.access")
 
@@ -19,7 +20,10 @@ _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContext:
-    """Give each request an id (kept from X-Request-ID if sane), time and log it."""
+    """Give each request an id (kept from X-Request-ID if sane), time, count and log it."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Assign the request id before anything else can fail."""
@@ -39,23 +43,26 @@ class RequestContext:
         resource: Any,
         req_succeeded: bool,
     ) -> None:
-        """Write the access line; it is skipped cheaply when INFO is off."""
+        """Record the request's metrics and write its access line."""
+        started = req.context.get("started")
+        elapsed = time.perf_counter() - started if started else 0.0
+        status = resp.status_code
+        self._metrics.observe_request(
+            req.uri_template or "unmatched", req.method, status, elapsed
+        )
         if not access_log.isEnabledFor(logging.INFO):
             return
-        started = req.context.get("started")
         access_log.info(
             "%s %s %s",
             req.method,
             req.path,
-            resp.status_code,
+            status,
             extra={
                 "request_id": req.context.get("request_id"),
                 "method": req.method,
                 "path": req.path,
-                "status": resp.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3)
-                if started
-                else None,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
             },
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -81,30 +82,6 @@ def _conflict(
     raise Problem(409, str(ex)) from ex
 
 
-def _busy(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
-) -> None:
-    log.warning(
-        "database busy: %s", ex, extra={"request_id": req.context.get("request_id")}
-    )
-    raise Problem(
-        503,
-        "the database is busy; retry shortly",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    ) from ex
-
-
-def _driver(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
-) -> None:
-    translated = translate(ex)
-    if isinstance(translated, BusyError):
-        _busy(req, resp, translated, params)
-    if isinstance(translated, ConflictError):
-        _conflict(req, resp, translated, params)
-    _unexpected(req, resp, ex, params)
-
-
 def _unexpected(
     req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
@@ -119,12 +96,47 @@ def _unexpected(
     ) from ex
 
 
-def register(app: falcon.App) -> None:  # type: ignore[type-arg]
-    """Install the handlers and the serializer on app."""
+def _busy_problem(req: falcon.Request, ex: Exception) -> Problem:
+    log.warning(
+        "database busy: %s", ex, extra={"request_id": req.context.get("request_id")}
+    )
+    return Problem(
+        503,
+        "the database is busy; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def register(app: falcon.App, on_busy: Callable[[], object] = lambda: None) -> None:  # type: ignore[type-arg]
+    """Install the handlers and the serializer on app; on_busy counts 503s."""
+
+    def busy(
+        req: falcon.Request,
+        resp: falcon.Response,
+        ex: Exception,
+        params: dict[str, Any],
+    ) -> None:
+        on_busy()
+        raise _busy_problem(req, ex) from ex
+
+    def driver(
+        req: falcon.Request,
+        resp: falcon.Response,
+        ex: Exception,
+        params: dict[str, Any],
+    ) -> None:
+        # Pony's own exception types: decide by what SQLite said.
+        translated = translate(ex)
+        if isinstance(translated, BusyError):
+            busy(req, resp, translated, params)
+        if isinstance(translated, ConflictError):
+            _conflict(req, resp, translated, params)
+        _unexpected(req, resp, ex, params)
+
     app.add_error_handler(Exception, _unexpected)
     for driver_error in DRIVER_ERRORS:
-        app.add_error_handler(driver_error, _driver)
+        app.add_error_handler(driver_error, driver)
     app.add_error_handler(NotFoundError, _not_found)
     app.add_error_handler(ConflictError, _conflict)
-    app.add_error_handler(BusyError, _busy)
+    app.add_error_handler(BusyError, busy)
     app.set_error_serializer(serialize)

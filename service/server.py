@@ -9,10 +9,12 @@ answered or shutdown_timeout passes, then stops the workers.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -20,11 +22,42 @@ from typing import Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 
 log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.5
 DRAIN_TICK = 0.05
+
+
+class ProblemErrorTask(ErrorTask):  # type: ignore[misc]
+    """waitress' own error answers (431, 413, 400...) as problem+json too."""
+
+    def execute(self) -> None:
+        """Write the error waitress found as an RFC 9457 problem."""
+        error = self.request.error
+        request_id = uuid.uuid4().hex
+        problem = {
+            "type": "about:blank",
+            "title": error.reason,
+            "status": error.code,
+            "detail": str(error.body),
+            "request_id": request_id,
+        }
+        body = json.dumps(problem).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend(
+            [("Content-Type", "application/problem+json"), ("X-Request-ID", request_id)]
+        )
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class ProblemChannel(HTTPChannel):  # type: ignore[misc]
+    """An HTTP channel whose protocol-level errors are problem+json."""
+
+    error_task_class = ProblemErrorTask
 
 
 def _busy(channel: HTTPChannel) -> bool:
@@ -59,6 +92,7 @@ class Server:
             ident="service-foundation",
             **adjustments,
         )
+        self._server.channel_class = ProblemChannel
 
     @property
     def url(self) -> str:

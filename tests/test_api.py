@@ -262,3 +262,21 @@ def test_openapi_document_describes_every_route(client: Client) -> None:
     assert "application/problem+json" in put_op["responses"]["422"]["content"]
     (key_param,) = put_op["parameters"]
     assert "[A-Za-z0-9._:-]{1,128}" in key_param["schema"]["pattern"]
+
+
+def test_metrics_count_requests_by_route(client: Client) -> None:
+    """/metrics exposes request counts by route template, method and status, and the schema version."""
+    put(client, "m1", "v")
+    client.simulate_get("/v1/metadata/absent")
+    text = client.simulate_get("/metrics").text
+    assert (
+        'service_http_requests_total{method="PUT",route="/v1/metadata/{key}",status="201"} 1.0'
+        in text
+    )
+    assert (
+        'service_http_requests_total{method="GET",route="/v1/metadata/{key}",status="404"} 1.0'
+        in text
+    )
+    assert "service_http_request_duration_seconds_bucket" in text
+    assert "service_schema_version 1.0" in text
+    assert "service_db_write_lock_wait_seconds_count 1.0" in text

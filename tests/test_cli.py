@@ -59,3 +59,24 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["frobnicate"])
     assert caught.value.code == 2
+
+
+def test_backup_copies_a_consistent_file(db_path: Path, tmp_path: Path) -> None:
+    """backup PATH writes a verified, self-contained copy and reports its schema version."""
+    import sqlite3
+
+    con = sqlite3.connect(db_path)
+    con.execute("INSERT INTO app_metadata VALUES ('k', 'v', '2026-01-01 00:00:00')")
+    con.commit()
+    con.close()
+    target = tmp_path / "copy.sqlite3"
+    result = run_cli("backup", str(target), env=service_env(db_path))
+    assert result.returncode == 0, result.stderr
+    assert "schema version 1, integrity ok" in result.stdout
+    copy = sqlite3.connect(target)
+    assert copy.execute("SELECT key, value FROM app_metadata").fetchall() == [
+        ("k", "v")
+    ]
+    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    copy.close()
+    assert not target.with_name("copy.sqlite3.partial").exists()

@@ -154,3 +154,23 @@ def test_idle_connections_do_not_delay_shutdown(tmp_path: Path) -> None:
     assert (
         elapsed < 15
     )  # far below the 30 s drain limit: idle sockets were not waited for
+
+
+def test_protocol_errors_from_waitress_are_problems(tmp_path: Path) -> None:
+    """Errors waitress answers itself (here: oversized headers) are problem+json too."""
+    server = start_serve(service_env(tmp_path / "db.sqlite3"))
+    sock = open_socket(server)
+    try:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+            + b"a" * 300_000
+            + b"\r\n\r\n"
+        )
+        status, body = read_response(sock)
+    finally:
+        sock.close()
+        assert server.stop() == 0
+    assert 400 <= status < 500
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["title"]

@@ -1,0 +1,59 @@
+"""The in-process write lock is bounded: a stuck writer cannot stall the rest."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pony.orm import db_session
+
+from db import BusyError, open_database
+from db.session import DRIVER_ERRORS, translate
+
+
+def test_second_writer_gives_up_after_the_timeout(db_path: Path) -> None:
+    """While one session holds the write lock, another writer fails with BusyError, not a hang."""
+    database = open_database(db_path, write_lock_timeout=0.3)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def slow_writer() -> None:
+        with db_session(immediate=True):
+            database.store.put_metadata("slow", "1")
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(DRIVER_ERRORS) as caught, db_session(immediate=True):
+            database.store.put_metadata("fast", "2")
+        waited = time.monotonic() - started
+        assert isinstance(translate(caught.value), BusyError)
+        assert waited < 5  # bounded by the 0.3 s setting, not by the holder
+        with db_session:  # readers are not blocked by the writer
+            assert database.store.list_metadata(10, None).items == []
+    finally:
+        release.set()
+        thread.join(10)
+    with db_session:
+        assert [r.key for r in database.store.list_metadata(10, None).items] == ["slow"]
+    with db_session(immediate=True):  # the lock works again afterwards
+        database.store.put_metadata("after", "3")
+    database.close()
+
+
+def test_lock_waits_are_observed(db_path: Path) -> None:
+    """Every write-lock acquisition reports its wait to the observer."""
+    database = open_database(db_path, write_lock_timeout=1)
+    seen: list[tuple[float, bool]] = []
+    database.on_write_lock_wait(lambda seconds, got: seen.append((seconds, got)))
+    with db_session(immediate=True):
+        database.store.put_metadata("k", "v")
+    database.close()
+    assert len(seen) == 1
+    assert seen[0][1] is True
