@@ -7,6 +7,10 @@ callers above db/ never see Pony's exception types.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from typing import Any
+
 from pony import orm
 from pony.orm import dbapiprovider
 
@@ -30,28 +34,55 @@ def translate(ex: BaseException) -> BaseException:
     text = str(ex)
     if "database is locked" in text or "database table is locked" in text:
         return BusyError("the database stayed locked by another writer")
-    if isinstance(ex, orm.TransactionIntegrityError | dbapiprovider.IntegrityError):
+    if isinstance(
+        ex,
+        orm.TransactionIntegrityError
+        | dbapiprovider.IntegrityError
+        | sqlite3.IntegrityError,
+    ):
         return ConflictError("the change conflicts with stored data")
     return ex
 
 
-class Session:
-    """One db_session; enter() now, finish(succeeded) exactly once later."""
+_local = threading.local()
 
-    __slots__ = ("_context",)
+
+class Session:
+    """One unit of work per request; enter() now, finish(succeeded) exactly once later.
+
+    A writing unit enters Pony's db_session(immediate=True) at once. A reading
+    unit enters Pony's db_session only when a query needs one (entity
+    queries call require_orm_session()); single-statement reads run in
+    autocommit on the thread's pooled connection, which is what Pony does
+    for reads inside a session anyway, minus its bookkeeping.
+    """
+
+    __slots__ = ("_context", "_entered")
 
     def __init__(self, *, write: bool) -> None:
-        self._context = _WRITE if write else _READ
+        self._context: Any = _WRITE if write else None
+        self._entered = False
 
     def enter(self) -> None:
-        """Start the session on the calling thread."""
+        """Start the unit on the calling thread."""
+        if self._context is not None:
+            self._enter_orm(self._context)
+        _local.current = self
+
+    def _enter_orm(self, context: Any) -> None:
         try:
-            self._context.__enter__()
+            context.__enter__()
         except Exception as ex:
             raise translate(ex) from ex
+        self._context = context
+        self._entered = True
 
     def finish(self, succeeded: bool) -> None:
-        """Commit when succeeded, roll back otherwise; the session ends either way."""
+        """Commit when succeeded, roll back otherwise; the unit ends either way."""
+        _local.current = None
+        if not self._entered:
+            return
+        self._entered = False
         if not succeeded:
             self._context.__exit__(RequestFailedError, _FAILED, None)
             return
@@ -65,6 +96,32 @@ class Session:
             raise translated from ex
 
 
+def require_orm_session() -> None:
+    """Enter Pony's db_session for a reading unit that is about to need it."""
+    unit: Session | None = getattr(_local, "current", None)
+    if unit is not None and not unit._entered:
+        unit._enter_orm(_READ)
+
+
+def connection(orm_db: orm.Database) -> sqlite3.Connection:
+    """The connection for the next statement of the current unit of work.
+
+    Inside Pony's db_session: the session's connection in its mode (BEGIN
+    IMMEDIATE under the write lock for writing sessions). Otherwise the
+    thread's pooled connection in autocommit mode, opened with the
+    on_connect PRAGMAs like any Pony connection.
+    """
+    if orm.core.local.db_session is not None:
+        con: sqlite3.Connection = (
+            orm_db._get_cache().prepare_connection_for_query_execution()
+        )
+        return con
+    pooled, is_new = orm_db.provider.connect()
+    if is_new:
+        orm_db.call_on_connect(pooled)
+    return pooled  # type: ignore[no-any-return]
+
+
 def in_session() -> bool:
     """True while the calling thread is inside a db_session (leak detector)."""
     return orm.core.local.db_session is not None
@@ -75,4 +132,5 @@ def in_session() -> bool:
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     orm.core.TransactionError,
     dbapiprovider.DBException,
+    sqlite3.Error,  # statements the store runs on the session's connection
 )

@@ -40,11 +40,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
 
-    app.add_route("/healthz", Health())
-    app.add_route("/readyz", Ready(database))
-    app.add_route("/metrics", MetricsResource(metrics))
     metadata = Metadata(database.store, settings.max_body_bytes)
-    app.add_route("/v1/metadata", metadata)
-    app.add_route("/v1/metadata/{key}", metadata, suffix="item")
-    openapi.attach(app)
+    routes: list[openapi.Route] = [
+        ("/healthz", Health(), None),
+        ("/readyz", Ready(database), None),
+        ("/metrics", MetricsResource(metrics), None),
+        ("/v1/metadata", metadata, None),
+        ("/v1/metadata/{key}", metadata, "item"),
+    ]
+    routes.append(("/openapi.json", openapi.OpenApi(routes), None))
+    for template, resource, suffix in routes:
+        app.add_route(template, resource, suffix=suffix)
     return app

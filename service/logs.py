@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed as extra=.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+ACCESS_LOGGER = "service.access"
+
+
+def _timestamp(created: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created % 1 * 1000):03d}Z"
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,8 +27,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as compact JSON."""
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -32,6 +40,64 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class AccessLog:
+    """Access lines in the same JSON shape, without a LogRecord per request.
+
+    The logging module costs about as much per line as the rest of a small
+    request; this writes the line itself, to the same stream under the same
+    lock, and still obeys the service.access logger's level.
+    """
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._stream: TextIO = sys.stderr
+        self._lock: threading.RLock | None = None
+        self._second = -1
+        self._second_text = ""
+
+    def attach(self, handler: logging.StreamHandler[TextIO]) -> None:
+        """Write where handler writes, under its lock."""
+        self._stream = handler.stream
+        self._lock = handler.lock
+
+    def enabled(self) -> bool:
+        """True when INFO lines of the access logger are wanted."""
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def write(
+        self, method: str, path: str, status: int, ms: float, request_id: str
+    ) -> None:
+        """Write one access line."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # strftime once per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        line = json.dumps(
+            {
+                "ts": f"{self._second_text}.{int(now % 1 * 1000):03d}Z",
+                "level": "INFO",
+                "logger": ACCESS_LOGGER,
+                "msg": f"{method} {path} {status}",
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": ms,
+            },
+            ensure_ascii=False,
+        )
+        if self._lock is None:
+            self._stream.write(line + "\n")
+            return
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+access = AccessLog()
+
+
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send every log record to stream (stderr) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -41,5 +107,9 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # waitress logs queue depth warnings at WARNING; keep them, drop its INFO chatter.
+    access.attach(handler)
+    # waitress warns at WARNING; keep those, drop its INFO chatter.
     logging.getLogger("waitress").setLevel(max(logging.WARNING, root.level))
+    # ...except "Task queue depth is N", one line per queued request under
+    # load: saturation is visible in the latency histogram instead.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import falcon
 
 from db.session import Session
+from service import logs
 from service.metrics import Metrics
-
-access_log = logging.getLogger("service.access")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -32,7 +30,7 @@ class RequestContext:
         if incoming and _INCOMING_ID.match(incoming):
             request_id = incoming
         else:
-            request_id = uuid.uuid4().hex
+            request_id = secrets.token_hex(16)
         req.context.request_id = request_id
         resp.set_header("X-Request-ID", request_id)
 
@@ -44,27 +42,19 @@ class RequestContext:
         req_succeeded: bool,
     ) -> None:
         """Record the request's metrics and write its access line."""
-        started = req.context.get("started")
-        elapsed = time.perf_counter() - started if started else 0.0
+        elapsed = time.perf_counter() - req.context.started
         status = resp.status_code
         self._metrics.observe_request(
             req.uri_template or "unmatched", req.method, status, elapsed
         )
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        access_log.info(
-            "%s %s %s",
-            req.method,
-            req.path,
-            status,
-            extra={
-                "request_id": req.context.get("request_id"),
-                "method": req.method,
-                "path": req.path,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            },
-        )
+        if logs.access.enabled():
+            logs.access.write(
+                req.method,
+                req.path,
+                status,
+                round(elapsed * 1000, 3),
+                req.context.request_id,
+            )
 
 
 class DbSession:

@@ -9,6 +9,7 @@ answered or shutdown_timeout passes, then stops the workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -102,9 +103,13 @@ class Server:
         return f"http://{shown}:{self._server.effective_port}"
 
     def stop(self) -> None:
-        """Ask run() to drain and return; safe from a signal handler or thread."""
+        """Ask run() to drain and return; safe from a signal handler, repeatable."""
+        if self._stop.is_set():
+            return  # a second SIGTERM while draining changes nothing
         self._stop.set()
-        self._server.pull_trigger()  # wake the poll loop now
+        # Wake the poll loop now; once it closed its trigger it is stopping anyway.
+        with contextlib.suppress(OSError):
+            self._server.pull_trigger()
 
     def _channels(self) -> list[HTTPChannel]:
         return [

@@ -18,7 +18,7 @@ import pytest
 from pony.orm import core as pony_core
 
 from db import Database
-from db.session import in_session
+from db.session import in_session, require_orm_session
 from service.app import create_app
 from service.config import Settings
 from service.problems import Problem
@@ -65,7 +65,8 @@ class Probe:
         resp.media = {"created": True}
 
     def on_get_depth(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Report how deep the thread's db_session nesting is right now."""
+        """Report how deep the thread's db_session nesting is once the ORM is in use."""
+        require_orm_session()
         resp.media = {"depth": pony_core.local.db_context_counter}
 
 

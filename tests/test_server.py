@@ -56,6 +56,22 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     return status, body
 
 
+def wait_for_write_in_worker(server: ServeProcess, timeout: float = 10) -> None:
+    """Wait until a worker took the write lock (then waits on SQLite's busy handler)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = urlsplit(server.url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            _, body = read_response(sock)
+        if b"service_db_write_lock_wait_seconds_count 1.0" in body:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the PUT never reached a worker")
+
+
 def test_ready_line_names_url_and_schema(tmp_path: Path) -> None:
     """serve logs one JSON ready line with its URL and schema version, then serves."""
     server = start_serve(service_env(tmp_path / "db.sqlite3"))
@@ -87,7 +103,7 @@ def test_sigterm_answers_request_waiting_in_a_worker(tmp_path: Path) -> None:
     thread = threading.Thread(target=client)
     try:
         thread.start()
-        time.sleep(0.5)  # let the request reach the worker
+        wait_for_write_in_worker(server)
         server.process.send_signal(signal.SIGTERM)
         time.sleep(1.0)  # the server is draining now, the request still waiting
         assert server.process.poll() is None
@@ -101,7 +117,7 @@ def test_sigterm_answers_request_waiting_in_a_worker(tmp_path: Path) -> None:
     status, _, body = result["answer"]  # type: ignore[misc]
     assert status == 201
     assert body["value"] == "kept"
-    assert code == 0
+    assert code == 0, "\n".join(map(str, server.lines))
     assert wal_size(db_path) == 0
     con = sqlite3.connect(db_path)
     assert con.execute(
@@ -150,7 +166,7 @@ def test_idle_connections_do_not_delay_shutdown(tmp_path: Path) -> None:
     finally:
         for sock in idle:
             sock.close()
-    assert code == 0
+    assert code == 0, "\n".join(map(str, server.lines))
     assert (
         elapsed < 15
     )  # far below the 30 s drain limit: idle sockets were not waited for

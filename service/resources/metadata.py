@@ -11,7 +11,7 @@ from spectree import Response
 from db import MetadataRecord
 from db.store import Store
 from service.bodies import read_json
-from service.openapi import spec
+from service.openapi import documented
 from service.problems import Problem, validation_errors
 from service.schemas import (
     KEY_PATTERN,
@@ -53,9 +53,8 @@ class Metadata:
         self._store = store
         self._max_body = max_body_bytes
 
-    @spec.validate(
+    @documented(
         query=MetadataQuery,
-        skip_validation=True,
         tags=["metadata"],
         resp=Response(HTTP_200=MetadataPageOut, HTTP_422=ProblemOut),
     )
@@ -76,8 +75,7 @@ class Metadata:
         page = self._store.list_metadata(query.limit, query.after)
         resp.media = {"items": [_out(r) for r in page.items], "next": page.next}
 
-    @spec.validate(
-        skip_validation=True,
+    @documented(
         tags=["metadata"],
         resp=Response(HTTP_200=MetadataOut, HTTP_404=ProblemOut, HTTP_422=ProblemOut),
     )
@@ -85,9 +83,8 @@ class Metadata:
         """Return one entry or 404."""
         resp.media = _out(self._store.get_metadata(_check_key(key)))
 
-    @spec.validate(
+    @documented(
         json=MetadataIn,
-        skip_validation=True,
         tags=["metadata"],
         resp=Response(
             HTTP_200=MetadataOut,
@@ -119,8 +116,7 @@ class Metadata:
         resp.media = _out(record)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
 
-    @spec.validate(
-        skip_validation=True,
+    @documented(
         tags=["metadata"],
         resp=Response(
             "HTTP_204", HTTP_404=ProblemOut, HTTP_422=ProblemOut, HTTP_503=ProblemOut
