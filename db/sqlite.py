@@ -445,4 +445,7 @@ def is_constant_default(default: str | None) -> bool:
 
 def has_autoincrement(create_table_sql: str) -> bool:
     """Whether a CREATE TABLE statement declares an AUTOINCREMENT key."""
-    return re.search(r"\bAUTOINCREMENT\b", strip_comments(create_table_sql), re.I) is not None
+    return (
+        re.search(r"\bAUTOINCREMENT\b", strip_comments(create_table_sql), re.I)
+        is not None
+    )

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from db import StartupError, sqlite
+from db import StartupError, makemigration, sqlite
 from db import migrate as migrations
 from db.database import entity_schema_problems
 from service import logs
@@ -126,6 +126,34 @@ def cmd_new(settings: Settings, name: str) -> int:
     return EXIT_OK
 
 
+def cmd_makemigration(settings: Settings, name: str | None, *, check: bool) -> int:
+    """Write the next migration from the entities, or (--check) fail if one is due."""
+    folder = Path(str(settings.migrations_path or migrations.default_source()))
+    if check:
+        plan = makemigration.plan_migration(folder)
+        if not plan.changes:
+            print("no changes")
+            return EXIT_OK
+        print(
+            f"the entities need a migration that does not exist yet "
+            f"({len(plan.changes)} change(s)); run `python -m service makemigration NAME`:"
+        )
+        for line in makemigration.summary_lines(plan):
+            print(f"  {line}")
+        return EXIT_FAILED
+    if not name:
+        print("makemigration: give a NAME (or --check)", file=sys.stderr)
+        return EXIT_CONFIG
+    plan, path = makemigration.write_migration(folder, name)
+    if path is None:
+        print("no changes")
+        return EXIT_OK
+    print(f"wrote {path}")
+    for line in makemigration.summary_lines(plan):
+        print(f"  {line}")
+    return EXIT_OK
+
+
 def cmd_check(settings: Settings) -> int:
     """Validate checksums and the entity mapping without serving."""
     found = _migrations(settings)
@@ -185,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new = commands.add_parser("new", help="create the next migration file")
     new.add_argument("name")
+    make = commands.add_parser(
+        "makemigration", help="write the next migration from the entities' changes"
+    )
+    make.add_argument("name", nargs="?", help="slug of the new file (NNNN_name.sql)")
+    make.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the entities need a migration (for CI)",
+    )
     commands.add_parser("check", help="validate checksums and the entity mapping")
     backup = commands.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("path", type=Path)
@@ -217,6 +254,8 @@ def main(
                 return cmd_status(settings)
             case "new":
                 return cmd_new(settings, args.name)
+            case "makemigration":
+                return cmd_makemigration(settings, args.name, check=args.check)
             case "check":
                 return cmd_check(settings)
             case "backup":
@@ -224,8 +263,6 @@ def main(
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
     except (StartupError, TimeoutError, OSError) as ex:
-        log.critical(
-            "%s failed: %s", args.command, ex, extra={"event": "startup_failed"}
-        )
+        log.critical("%s failed: %s", args.command, ex, extra={"event": "failed"})
         return EXIT_FAILED
     raise AssertionError(args.command)  # argparse only allows the commands above
