@@ -12,6 +12,7 @@ from typing import Any, TextIO
 # Attributes every LogRecord has; anything else was passed as extra=.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 ACCESS_LOGGER = "service.access"
+_quote = json.encoder.encode_basestring  # C-accelerated
 
 
 def _timestamp(created: float) -> str:
@@ -73,19 +74,14 @@ class AccessLog:
         if second != self._second:  # strftime once per second, not per line
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        line = json.dumps(
-            {
-                "ts": f"{self._second_text}.{int(now % 1 * 1000):03d}Z",
-                "level": "INFO",
-                "logger": ACCESS_LOGGER,
-                "msg": f"{method} {path} {status}",
-                "request_id": request_id,
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": ms,
-            },
-            ensure_ascii=False,
+        # The request id matches [A-Za-z0-9._:-] or is hex; the rest is quoted.
+        quoted_path = _quote(path)
+        quoted_method = _quote(method)
+        line = (
+            f'{{"ts": "{self._second_text}.{int(now % 1 * 1000):03d}Z", "level": "INFO", '
+            f'"logger": "{ACCESS_LOGGER}", "msg": {_quote(f"{method} {path} {status}")}, '
+            f'"request_id": "{request_id}", "method": {quoted_method}, "path": {quoted_path}, '
+            f'"status": {status}, "duration_ms": {ms}}}'
         )
         if self._lock is None:
             self._stream.write(line + "\n")
