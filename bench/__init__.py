@@ -1,0 +1,1 @@
+"""Benchmark harness: the service against a bare Falcon + sqlite3 baseline."""

@@ -1,0 +1,78 @@
+"""Plain-text tables of the benchmark's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(headers: list[str], rows: list[list[str]], text_columns: int = 3) -> str:
+    """Render rows under headers: text columns, then numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            # The last column (the verdict) is text too, in the wide table.
+            is_last_text = i == len(cells) - 1 and i > text_columns
+            left = i < text_columns or is_last_text
+            out.append(cell.ljust(widths[i]) if left else cell.rjust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def load_table(rows: list[dict[str, Any]]) -> str:
+    """The main table: one line per workload, connections and stack."""
+    headers = [
+        "workload",
+        "conns",
+        "stack",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "RSS peak MB",
+        "cpu ms/req",
+        "req/s ratio",
+        "p99 ratio",
+        "cpu ratio",
+        "target",
+    ]
+    body = [
+        [
+            row["workload"],
+            str(row["connections"]),
+            row["stack"],
+            _fmt(row["rps"], ".0f"),
+            _fmt(row["p50_ms"], ".2f"),
+            _fmt(row["p99_ms"], ".2f"),
+            str(row["errors"]),
+            _fmt(row["rss_peak_kb"] / 1024, ".1f"),
+            _fmt(row["cpu_ms_per_req"], ".3f"),
+            _fmt(row.get("rps_ratio"), ".2f"),
+            _fmt(row.get("p99_ratio"), ".2f"),
+            _fmt(row.get("cpu_ratio"), ".2f"),
+            row.get("verdict", ""),
+        ]
+        for row in rows
+    ]
+    return table(headers, body)
+
+
+def timing_table(title: str, medians: dict[str, float]) -> str:
+    """A two-column table of median seconds."""
+    body = [[name, f"{seconds * 1000:.1f}"] for name, seconds in medians.items()]
+    return title + "\n" + table(["what", "median ms"], body, text_columns=1)
+
+
+def misses(rows: list[dict[str, Any]]) -> list[str]:
+    """Return a line per workload and connection count that misses a target."""
+    return [
+        f"{r['workload']} c={r['connections']}: {r['verdict']}"
+        for r in rows
+        if r.get("misses")
+    ]
