@@ -113,6 +113,7 @@
         ps.pydantic
         ps.pydantic-settings
         ps.spectree
+        ps.prometheus-client
       ];
 
       testDeps = ps: [

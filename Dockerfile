@@ -1,0 +1,64 @@
+# The service image: a venv built in one stage, copied onto the same base in the next.
+#
+# Production:  docker build -t service-foundation .        (base from the registry, deps from PyPI)
+# No registry: scripts/build-image                          (passes the two build args below)
+#   BASE_IMAGE  any Debian-based image with CPython 3.11 and the venv module
+#   WHEELHOUSE  a folder in the build context holding every wheel; pip then never goes online
+# Plain Dockerfile syntax on purpose: the legacy builder (Docker 20.10, no BuildKit) builds it.
+
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+ARG WHEELHOUSE=""
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# The venv links to the base's python3, so the runtime stage must use the same base.
+RUN python3 -m venv /opt/venv
+COPY . /src
+RUN set -eu; \
+    if [ -n "$WHEELHOUSE" ]; then set -- --no-index --find-links "/src/$WHEELHOUSE"; fi; \
+    /opt/venv/bin/pip install "$@" /src; \
+    /opt/venv/bin/pip uninstall -y pip setuptools; \
+    site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+    rm -rf "$site/pony/orm/tests" "$site/falcon/bench" /opt/venv/bin/falcon-bench; \
+    find /opt/venv \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' \) -type f -delete; \
+    find /opt/venv -depth -name __pycache__ -type d -exec rm -rf {} +; \
+    /opt/venv/bin/python -m compileall -q --invalidation-mode checked-hash /opt/venv/lib; \
+    /opt/venv/bin/python -c "import importlib.resources as r, service, db, schema_migrations; \
+assert any(p.name.endswith('.sql') for p in r.files('schema_migrations').iterdir()), 'no migrations in the package'"
+
+FROM ${BASE_IMAGE}
+# No pip, compilers, tests or caches here (the build stage pruned the venv: third-party
+# test suites, benchmarks, Cython sources); drop the base's own pip when it has one
+# (python:*-slim has one, the Debian base has none).
+RUN set -eu; \
+    if python3 -m pip --version >/dev/null 2>&1; then python3 -m pip uninstall -q -y pip setuptools wheel 2>/dev/null || true; fi; \
+    rm -rf /root/.cache; \
+    groupadd --gid 10001 service; \
+    useradd --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin service; \
+    mkdir -p /data; \
+    chown 10001:10001 /data
+COPY --from=build /opt/venv /opt/venv
+LABEL org.opencontainers.image.title="service-foundation" \
+      org.opencontainers.image.description="Falcon + Pony ORM + SQLite HTTP service"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    SERVICE_HOST=0.0.0.0 \
+    SERVICE_PORT=8080 \
+    SERVICE_DATABASE_PATH=/data/service.sqlite3
+# The database, its -wal and -shm files live in /data; nothing else is written
+# (run with --read-only and a tmpfs on /tmp).
+VOLUME ["/data"]
+WORKDIR /data
+USER 10001:10001
+EXPOSE 8080
+# urllib raises on a non-2xx answer, so 503 (not ready) fails the check.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('SERVICE_PORT', '8080'), timeout=2)"]
+# Exec form: python is PID 1 and receives SIGTERM itself; the service drains
+# in-flight requests, checkpoints the WAL and exits 0. -P keeps /data off sys.path.
+ENTRYPOINT ["/opt/venv/bin/python", "-P", "-m", "service"]
+CMD ["serve"]

@@ -1,0 +1,1 @@
+"""Integration tests: the Docker image, run with testcontainers over real HTTP."""
