@@ -15,6 +15,7 @@ from db import migrate as migrations_module
 from db import schemacheck, sqlite
 from db.entities import define_entities
 from db.errors import SchemaMismatchError, StartupError
+from db.messaging import Messaging
 from db.migrate import Migration
 from db.records import SchemaState
 from db.store import Store
@@ -83,6 +84,7 @@ class Database:
     store: Store
     migrations: list[Migration]
     write_lock: sqlite.BoundedLock
+    messaging: Messaging
 
     def on_write_lock_wait(self, observe: Callable[[float, bool], None]) -> None:
         """Call observe(seconds waited, acquired) on every write-lock acquisition."""
@@ -159,4 +161,11 @@ def open_database(
         sqlite.startup_maintenance(con)
     finally:
         con.close()
-    return Database(path, orm_db, Store(orm_db, entities), migrations, write_lock)
+    return Database(
+        path,
+        orm_db,
+        Store(orm_db, entities),
+        migrations,
+        write_lock,
+        Messaging(orm_db),
+    )

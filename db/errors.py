@@ -27,3 +27,7 @@ class MigrationError(StartupError):
 
 class SchemaMismatchError(StartupError):
     """The migrated schema differs from what the entities expect."""
+
+
+class ForbiddenError(DatabaseError):
+    """The caller may see the row but not change it (another author's message)."""

@@ -48,3 +48,82 @@ class SchemaState:
     def clean(self) -> bool:
         """True when nothing is pending or edited."""
         return not self.pending and not self.edited
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """One user; created_at is an aware UTC datetime."""
+
+    id: int
+    handle: str
+    display_name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The user a bearer token belongs to, and that token's bookkeeping."""
+
+    user: UserRecord
+    token_id: int
+    token_hash: bytes
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """A member of a conversation."""
+
+    handle: str
+    display_name: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    """A conversation; members is empty in listings."""
+
+    id: int
+    title: str
+    created_by: str
+    created_at: datetime
+    last_message_at: datetime
+    members: tuple[MemberRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """Conversations by most recent activity; next is an opaque cursor or None."""
+
+    items: list[ConversationRecord]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message; author is the author's handle."""
+
+    id: int
+    conversation_id: int
+    author: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """A page of messages; next is the id to pass as before/after, or None."""
+
+    items: list[MessageRecord]
+    next: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message matching a search, with a highlighted snippet of its body."""
+
+    message_id: int
+    conversation_id: int
+    author: str
+    created_at: datetime
+    snippet: str

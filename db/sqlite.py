@@ -195,6 +195,40 @@ def user_tables(con: sqlite3.Connection) -> list[str]:
     ]
 
 
+def virtual_tables(con: sqlite3.Connection) -> set[str]:
+    """Lower-cased names of virtual tables (FTS5 ...) and their shadow tables.
+
+    No entity can declare these (Pony has no virtual tables), so the schema
+    check and makemigration leave them out: otherwise the generator would
+    plan a DROP TABLE for a hand-written FTS index. PRAGMA table_list (SQLite
+    3.37+) says which tables are 'virtual' or 'shadow'; on an older SQLite
+    the shadow tables are taken to be those named after a virtual table plus
+    an underscore suffix, which is how FTS5, FTS3 and R*Tree name them.
+    """
+    try:
+        rows = con.execute("PRAGMA table_list").fetchall()
+    except sqlite3.DatabaseError:
+        rows = []
+    if rows:
+        return {
+            str(r[1]).lower()
+            for r in rows
+            if r[0] == "main" and r[2] in ("virtual", "shadow")
+        }
+    names = [
+        str(r[0]).lower()
+        for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+        )
+    ]
+    found = set(names)
+    for table in user_tables(con):
+        if any(table.lower().startswith(v + "_") for v in names):
+            found.add(table.lower())
+    return found
+
+
 @dataclass(frozen=True)
 class Column:
     """A column as PRAGMA table_xinfo reports it."""
@@ -248,9 +282,12 @@ def _quote(name: str) -> str:
 
 
 def read_schema(con: sqlite3.Connection) -> dict[str, Table]:
-    """Introspect every user table, keyed by lower-cased name."""
+    """Introspect every user table but virtual ones, keyed by lower-cased name."""
     schema: dict[str, Table] = {}
+    virtual = virtual_tables(con)
     for name in user_tables(con):
+        if name.lower() in virtual:
+            continue
         quoted = _quote(name)
         columns = tuple(
             Column(r[1], " ".join(str(r[2]).upper().split()), bool(r[3]), r[4], r[5])
@@ -416,14 +453,18 @@ def schema_objects(con: sqlite3.Connection) -> list[SchemaObject]:
     """User tables, indexes, triggers and views in creation order.
 
     Automatic indexes (UNIQUE and PRIMARY KEY constraints) have no SQL of
-    their own and are left out; read_schema() reports them.
+    their own and are left out; read_schema() reports them. So are virtual
+    tables and their shadow tables (see virtual_tables()); triggers that
+    keep them in step stay, so a rebuild recreates them.
     """
+    virtual = virtual_tables(con)
     return [
         SchemaObject(row[0], row[1], row[2], row[3])
         for row in con.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master "
             "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
         )
+        if not (row[0] == "table" and str(row[1]).lower() in virtual)
     ]
 
 

@@ -8,11 +8,14 @@ import falcon
 
 from db import Database, open_database
 from service import openapi, problems
+from service.auth import Authenticator
 from service.config import Settings
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
+from service.resources.conversations import Conversations, Members, Messages, Search
 from service.resources.health import Health, Ready
 from service.resources.metadata import Metadata
+from service.resources.users import Me, Tokens, Users
 
 
 def open_for(settings: Settings) -> Database:
@@ -40,13 +43,36 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
 
-    metadata = Metadata(database.store, settings.max_body_bytes)
+    auth = Authenticator(database.messaging, settings.admin_token)
+    metadata = Metadata(
+        database.store, settings.max_body_bytes, auth.guard_operator_data
+    )
+    messaging, max_body = database.messaging, settings.max_body_bytes
+    users = Users(messaging, auth, max_body)
+    conversations = Conversations(messaging, auth, max_body)
+    members = Members(messaging, auth, max_body)
+    messages = Messages(messaging, auth, max_body)
     routes: list[openapi.Route] = [
         ("/healthz", Health(), None),
         ("/readyz", Ready(database), None),
         ("/metrics", MetricsResource(metrics), None),
         ("/v1/metadata", metadata, None),
         ("/v1/metadata/{key}", metadata, "item"),
+        ("/v1/users", users, None),
+        ("/v1/users/{handle}/tokens", users, "tokens"),
+        ("/v1/tokens/{token_id:int}", Tokens(messaging, auth), None),
+        ("/v1/me", Me(auth), None),
+        ("/v1/conversations", conversations, None),
+        ("/v1/conversations/{conversation_id:int}", conversations, "item"),
+        ("/v1/conversations/{conversation_id:int}/members", members, None),
+        ("/v1/conversations/{conversation_id:int}/members/{handle}", members, "item"),
+        ("/v1/conversations/{conversation_id:int}/messages", messages, None),
+        (
+            "/v1/conversations/{conversation_id:int}/messages/{message_id:int}",
+            messages,
+            "item",
+        ),
+        ("/v1/search", Search(messaging, auth), None),
     ]
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     for template, resource, suffix in routes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 import tempfile
@@ -29,12 +30,28 @@ def _migrations(settings: Settings) -> list[migrations.Migration]:
     return migrations.discover(settings.migrations_path)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: assume it is reachable
+
+
 def cmd_serve(settings: Settings) -> int:
     """Bootstrap the database, then serve until SIGTERM/SIGINT."""
     from service.app import create_app, open_for
     from service.server import Server, install_signal_handlers
 
     started = time.perf_counter()
+    if settings.admin_token is None and not _is_loopback(settings.host):
+        log.warning(
+            "SERVICE_ADMIN_TOKEN is unset and the service listens on %s: "
+            "/v1/metadata is open to anyone who can reach it",
+            settings.host,
+            extra={"event": "open_metadata"},
+        )
     database = open_for(settings)
     try:
         app = create_app(settings, database=database)

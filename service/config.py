@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "SERVICE_"
@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     shutdown_timeout: float = Field(
         8.0, gt=0, description="Seconds in-flight requests get to finish on SIGTERM"
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token for the admin routes and /v1/metadata; unset: "
+        "admin routes answer 404 and /v1/metadata is open",
     )
 
     @field_validator("database_path", "migrations_path")

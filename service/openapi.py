@@ -17,7 +17,7 @@ import falcon
 from spectree import SpecTree
 
 from service import __version__
-from service.schemas import KEY_PATTERN, ProblemOut
+from service.schemas import HANDLE_PATTERN, KEY_PATTERN, ProblemOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Route = tuple[str, object, str | None]  # URI template, resource, suffix
@@ -25,6 +25,7 @@ Route = tuple[str, object, str | None]  # URI template, resource, suffix
 # Falcon's URI templates carry no types; the document gets them from here.
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "key": {"type": "string", "pattern": KEY_PATTERN},
+    "handle": {"type": "string", "pattern": HANDLE_PATTERN},
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 from pydantic import ValidationError
 
-from db import BusyError, ConflictError, NotFoundError
+from db import BusyError, ConflictError, ForbiddenError, NotFoundError
 from db.session import DRIVER_ERRORS, translate
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,12 @@ def _conflict(
     raise Problem(409, str(ex)) from ex
 
 
+def _forbidden(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    raise Problem(403, str(ex)) from ex
+
+
 def _unexpected(
     req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
@@ -138,5 +144,6 @@ def register(app: falcon.App, on_busy: Callable[[], object] = lambda: None) -> N
         app.add_error_handler(driver_error, driver)
     app.add_error_handler(NotFoundError, _not_found)
     app.add_error_handler(ConflictError, _conflict)
+    app.add_error_handler(ForbiddenError, _forbidden)
     app.add_error_handler(BusyError, busy)
     app.set_error_serializer(serialize)

@@ -18,6 +18,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "schema_migrations"
+# The shipped migration versions; tests add their own files after LATEST.
+SHIPPED = sorted(int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+LATEST = SHIPPED[-1]
 
 
 def copy_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:

@@ -11,6 +11,7 @@ import falcon.testing
 import pytest
 
 from service.schemas import MAX_VALUE_BYTES
+from tests.helpers import LATEST, SHIPPED
 
 Client = falcon.testing.TestClient
 
@@ -55,7 +56,7 @@ def test_readyz_reports_schema_version(client: Client) -> None:
     assert result.status_code == 200
     assert result.json == {
         "status": "ready",
-        "schema_version": 1,
+        "schema_version": LATEST,
         "pending": [],
         "edited": [],
     }
@@ -69,7 +70,7 @@ def test_readyz_is_503_when_history_is_behind(client: Client, db_path: Path) -> 
     con.close()
     result = client.simulate_get("/readyz")
     assert result.status_code == 503
-    assert result.json["pending"] == [1]
+    assert result.json["pending"] == SHIPPED
     assert result.headers["retry-after"]
 
 
@@ -278,5 +279,5 @@ def test_metrics_count_requests_by_route(client: Client) -> None:
         in text
     )
     assert "service_http_request_duration_seconds_bucket" in text
-    assert "service_schema_version 1.0" in text
+    assert f"service_schema_version {LATEST}.0" in text
     assert "service_db_write_lock_wait_seconds_count 1.0" in text

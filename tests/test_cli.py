@@ -8,7 +8,7 @@ import pytest
 
 from service.cli import main
 from service.config import Settings
-from tests.helpers import copy_migrations, run_cli, service_env
+from tests.helpers import LATEST, copy_migrations, run_cli, service_env
 
 
 def test_status_exit_codes_follow_the_state(tmp_path: Path) -> None:
@@ -19,7 +19,10 @@ def test_status_exit_codes_follow_the_state(tmp_path: Path) -> None:
     assert "0001  pending" in pending.stdout
     migrated = run_cli("migrate", env=env)
     assert migrated.returncode == 0
-    assert "applied 1 migration(s): 0001_create_app_metadata.sql" in migrated.stdout
+    assert (
+        f"applied {LATEST} migration(s): 0001_create_app_metadata.sql, "
+        in migrated.stdout
+    )
     clean = run_cli("status", env=env)
     assert clean.returncode == 0
     assert "0001  applied" in clean.stdout
@@ -38,12 +41,13 @@ def test_new_writes_the_next_numbered_file(tmp_path: Path) -> None:
     env = service_env(tmp_path / "db.sqlite3", migrations_path=folder)
     result = run_cli("new", "Add Users table", env=env)
     assert result.returncode == 0
-    created = folder / "0002_add_users_table.sql"
+    name = f"{LATEST + 1:04d}_add_users_table"
+    created = folder / f"{name}.sql"
     assert result.stdout.strip() == str(created)
-    assert created.read_text().startswith("-- 0002_add_users_table")
+    assert created.read_text().startswith(f"-- {name}")
     refused = run_cli("migrate", env=env)
     assert refused.returncode == 1
-    assert "0002_add_users_table.sql: contains no SQL statement" in refused.stderr
+    assert f"{name}.sql: contains no SQL statement" in refused.stderr
 
 
 def test_serve_is_injectable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -72,7 +76,7 @@ def test_backup_copies_a_consistent_file(db_path: Path, tmp_path: Path) -> None:
     target = tmp_path / "copy.sqlite3"
     result = run_cli("backup", str(target), env=service_env(db_path))
     assert result.returncode == 0, result.stderr
-    assert "schema version 1, integrity ok" in result.stdout
+    assert f"schema version {LATEST}, integrity ok" in result.stdout
     copy = sqlite3.connect(target)
     assert copy.execute("SELECT key, value FROM app_metadata").fetchall() == [
         ("k", "v")

@@ -21,7 +21,7 @@ from db import MigrationError
 from db.database import check_schema
 from db.makemigration import plan_migration, render, write_migration
 from db.migrate import discover, migrate
-from tests.helpers import MIGRATIONS, copy_migrations, run_cli, service_env
+from tests.helpers import LATEST, MIGRATIONS, copy_migrations, run_cli, service_env
 
 Define = Callable[[orm.Database], Any]
 
@@ -440,7 +440,9 @@ def drifted(tmp_path: Path) -> Path:
     """The project's migrations plus a table the entities do not declare."""
     return copy_migrations(
         tmp_path / "mig",
-        {"0002_legacy.sql": "CREATE TABLE legacy (id INTEGER PRIMARY KEY);\n"},
+        {
+            f"{LATEST + 1:04d}_legacy.sql": "CREATE TABLE legacy (id INTEGER PRIMARY KEY);\n"
+        },
     )
 
 
@@ -452,11 +454,11 @@ def test_cli_check_fails_until_the_migration_exists(
     check = run_cli("makemigration", "--check", env=env)
     assert check.returncode == 1, check.stderr
     assert 'drop table "legacy"' in check.stdout
-    assert len(list(drifted.glob("*.sql"))) == 2
+    assert len(list(drifted.glob("*.sql"))) == LATEST + 1
 
     made = run_cli("makemigration", "drop legacy", env=env)
     assert made.returncode == 0, made.stderr
-    assert f"wrote {drifted / '0003_drop_legacy.sql'}" in made.stdout
+    assert f"wrote {drifted / f'{LATEST + 2:04d}_drop_legacy.sql'}" in made.stdout
     assert 'warning: DESTRUCTIVE: drops table "legacy"' in made.stdout
     assert not (tmp_path / "db.sqlite3").exists()  # the live database is never touched
 
@@ -465,7 +467,7 @@ def test_cli_check_fails_until_the_migration_exists(
     assert again.stdout.strip() == "no changes"
     same = run_cli("makemigration", "more", env=env)
     assert same.stdout.strip() == "no changes"
-    assert len(list(drifted.glob("*.sql"))) == 3
+    assert len(list(drifted.glob("*.sql"))) == LATEST + 2
 
 
 def test_cli_requires_a_name_without_check(tmp_path: Path) -> None:

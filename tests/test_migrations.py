@@ -12,6 +12,8 @@ from db import MigrationError, open_database
 from db import migrate as m
 from db import sqlite as seam
 from tests.helpers import (
+    LATEST,
+    SHIPPED,
     copy_migrations,
     launch_serve,
     run_cli,
@@ -47,6 +49,11 @@ def history(path: Path) -> list[int]:
     ]
 
 
+# Versions of the files the tests add after the shipped ones.
+V2, V3 = LATEST + 1, LATEST + 2
+P2, P3 = f"{V2:04d}", f"{V3:04d}"
+
+
 def tables(path: Path) -> set[str]:
     """User tables in the file."""
     return {
@@ -59,11 +66,11 @@ def test_fresh_database_gets_every_migration_once_with_history(tmp_path: Path) -
     path = tmp_path / "db.sqlite3"
     state = m.migrate(path, m.discover())
     assert state.pending == []
-    assert state.version == 1
-    (row,) = rows(
+    assert state.version == LATEST
+    row, *_ = rows(
         path,
         "SELECT version, name, checksum, applied_at, execution_ms "
-        "FROM schema_migrations",
+        "FROM schema_migrations ORDER BY version",
     )
     assert row[0] == 1
     assert row[1] == "0001_create_app_metadata.sql"
@@ -71,7 +78,7 @@ def test_fresh_database_gets_every_migration_once_with_history(tmp_path: Path) -
     assert str(row[3]).endswith("Z")
     assert float(row[4]) >= 0  # type: ignore[arg-type]
     again = m.migrate(path, m.discover())
-    assert again.applied == [1]
+    assert again.applied == SHIPPED
 
 
 def test_checksum_ignores_line_endings_and_bom() -> None:
@@ -91,7 +98,7 @@ def test_failed_file_leaves_no_trace_and_is_retried(tmp_path: Path) -> None:
     folder = copy_migrations(
         tmp_path / "mig",
         {
-            "0002_half.sql": "CREATE TABLE first_half (id INTEGER PRIMARY KEY);\n"
+            f"{P2}_half.sql": "CREATE TABLE first_half (id INTEGER PRIMARY KEY);\n"
             "INSERT INTO missing_table VALUES (1);\n",
         },
     )
@@ -99,27 +106,27 @@ def test_failed_file_leaves_no_trace_and_is_retried(tmp_path: Path) -> None:
     with pytest.raises(MigrationError) as caught:
         m.migrate(path, m.discover(folder))
     message = str(caught.value)
-    assert "0002_half.sql" in message
+    assert f"{P2}_half.sql" in message
     assert "statement 2" in message
     assert "missing_table" in message
     assert "first_half" not in tables(path)
-    assert history(path) == [1]
+    assert history(path) == SHIPPED
     assert rows(path, "SELECT version, action FROM schema_migrations_log") == [
-        (2, "failed")
+        (V2, "failed")
     ]
 
-    (folder / "0002_half.sql").write_text(
+    (folder / f"{P2}_half.sql").write_text(
         "CREATE TABLE first_half (id INTEGER PRIMARY KEY);\n"
     )
     m.migrate(path, m.discover(folder))
-    assert history(path) == [1, 2]
+    assert history(path) == [*SHIPPED, V2]
     assert "first_half" in tables(path)
 
 
 def test_failed_migration_stops_serve_with_one_line(tmp_path: Path) -> None:
     """serve exits non-zero with one line naming the file and the failing statement."""
     folder = copy_migrations(
-        tmp_path / "mig", {"0002_bad.sql": "CREATE TABLE oops (;\n"}
+        tmp_path / "mig", {f"{P2}_bad.sql": "CREATE TABLE oops (;\n"}
     )
     env = service_env(tmp_path / "db.sqlite3", migrations_path=folder)
     result = run_cli("serve", env=env)
@@ -127,28 +134,28 @@ def test_failed_migration_stops_serve_with_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     fatal = [line for line in lines if '"CRITICAL"' in line]
     assert len(fatal) == 1
-    assert "0002_bad.sql failed at statement 1" in fatal[0]
+    assert f"{P2}_bad.sql failed at statement 1" in fatal[0]
     assert "CREATE TABLE oops" in fatal[0]
 
 
 def test_edited_file_is_refused_until_accepted(tmp_path: Path) -> None:
     """An applied file whose content changed stops start-up; accept-checksum clears it."""
     folder = copy_migrations(
-        tmp_path / "mig", {"0002_t.sql": "CREATE TABLE t (id INTEGER);\n"}
+        tmp_path / "mig", {f"{P2}_t.sql": "CREATE TABLE t (id INTEGER);\n"}
     )
     path = tmp_path / "db.sqlite3"
     m.migrate(path, m.discover(folder))
-    (folder / "0002_t.sql").write_text("CREATE TABLE t (id INTEGER, extra TEXT);\n")
+    (folder / f"{P2}_t.sql").write_text("CREATE TABLE t (id INTEGER, extra TEXT);\n")
     with pytest.raises(
-        MigrationError, match=r"0002_t\.sql was edited after it was applied"
+        MigrationError, match=rf"{P2}_t\.sql was edited after it was applied"
     ):
         m.migrate(path, m.discover(folder))
-    with pytest.raises(MigrationError, match="accept-checksum 2"):
+    with pytest.raises(MigrationError, match=f"accept-checksum {V2}"):
         open_database(path, migrations_source=folder)
 
     env = service_env(path, migrations_path=folder)
     assert run_cli("status", env=env).returncode == 4
-    accepted = run_cli("accept-checksum", "2", env=env)
+    accepted = run_cli("accept-checksum", str(V2), env=env)
     assert accepted.returncode == 0, accepted.stderr
     assert run_cli("status", env=env).returncode == 0
     assert [r[0] for r in rows(path, "SELECT action FROM schema_migrations_log")] == [
@@ -171,18 +178,18 @@ def test_pending_file_below_newest_is_applied_with_warning(
 ) -> None:
     """A file numbered below the newest applied one is applied, never skipped."""
     folder = copy_migrations(
-        tmp_path / "mig", {"0003_c.sql": "CREATE TABLE c (id INTEGER);\n"}
+        tmp_path / "mig", {f"{P3}_c.sql": "CREATE TABLE c (id INTEGER);\n"}
     )
     path = tmp_path / "db.sqlite3"
     m.migrate(path, m.discover(folder))
-    (folder / "0002_b.sql").write_text("CREATE TABLE b (id INTEGER);\n")
+    (folder / f"{P2}_b.sql").write_text("CREATE TABLE b (id INTEGER);\n")
     with caplog.at_level(logging.WARNING, logger="db.migrate"):
         state = m.migrate(path, m.discover(folder))
-    assert state.applied == [1, 2, 3]
+    assert state.applied == [*SHIPPED, V2, V3]
     assert "b" in tables(path)
     assert any("out of order" in r.getMessage() for r in caplog.records)
     assert rows(path, "SELECT version, action FROM schema_migrations_log") == [
-        (2, "out_of_order")
+        (V2, "out_of_order")
     ]
 
 
@@ -191,11 +198,13 @@ def test_duplicate_version_is_an_error(tmp_path: Path) -> None:
     folder = copy_migrations(
         tmp_path / "mig",
         {
-            "0002_a.sql": "CREATE TABLE a (id INTEGER);\n",
-            "0002_b.sql": "CREATE TABLE b (id INTEGER);\n",
+            f"{P2}_a.sql": "CREATE TABLE a (id INTEGER);\n",
+            f"{P2}_b.sql": "CREATE TABLE b (id INTEGER);\n",
         },
     )
-    with pytest.raises(MigrationError, match=r"version 2: 0002_a\.sql and 0002_b\.sql"):
+    with pytest.raises(
+        MigrationError, match=rf"version {V2}: {P2}_a\.sql and {P2}_b\.sql"
+    ):
         m.discover(folder)
 
 
@@ -221,7 +230,7 @@ def test_transaction_breaking_statements_are_refused(
     tmp_path: Path, sql: str, keyword: str
 ) -> None:
     """Statements that would break the runner's transaction are refused at discovery."""
-    folder = copy_migrations(tmp_path / "mig", {"0002_x.sql": sql})
+    folder = copy_migrations(tmp_path / "mig", {f"{P2}_x.sql": sql})
     with pytest.raises(MigrationError, match=keyword):
         m.discover(folder)
 
@@ -231,15 +240,15 @@ def test_database_ahead_of_code_starts_with_warning(
 ) -> None:
     """Versions in the database with no file (older image, newer DB) warn but start."""
     newer = copy_migrations(
-        tmp_path / "newer", {"0002_extra.sql": "CREATE TABLE extra (id INTEGER);\n"}
+        tmp_path / "newer", {f"{P2}_extra.sql": "CREATE TABLE extra (id INTEGER);\n"}
     )
     path = tmp_path / "db.sqlite3"
     m.migrate(path, m.discover(newer))
     with caplog.at_level(logging.WARNING, logger="db.migrate"):
-        database = open_database(path)  # the packaged files: 0001 only
+        database = open_database(path)  # the packaged files only
     try:
         assert any("does not ship" in r.getMessage() for r in caplog.records)
-        assert database.state({1: "x", 2: "y"}).unknown == [2]
+        assert database.state({1: "x", V2: "y"}).unknown == [V2]
     finally:
         database.close()
 
@@ -249,8 +258,8 @@ def test_rebuild_with_foreign_keys_off_keeps_child_rows(tmp_path: Path) -> None:
     folder = copy_migrations(
         tmp_path / "mig",
         {
-            "0002_parent_child.sql": PARENT_CHILD,
-            "0003_rebuild_parent.sql": (
+            f"{P2}_parent_child.sql": PARENT_CHILD,
+            f"{P3}_rebuild_parent.sql": (
                 "-- migrate: foreign_keys=off\n"
                 "CREATE TABLE new_parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT);\n"
                 "INSERT INTO new_parent (id, name) SELECT id, name FROM parent;\n"
@@ -261,7 +270,7 @@ def test_rebuild_with_foreign_keys_off_keeps_child_rows(tmp_path: Path) -> None:
     )
     path = tmp_path / "db.sqlite3"
     m.migrate(path, m.discover(folder))
-    assert history(path) == [1, 2, 3]
+    assert history(path) == [*SHIPPED, V2, V3]
     assert rows(path, "SELECT id, parent_id FROM child ORDER BY id") == [
         (10, 1),
         (20, 2),
@@ -274,8 +283,8 @@ def test_rebuild_that_violates_foreign_keys_rolls_back(tmp_path: Path) -> None:
     folder = copy_migrations(
         tmp_path / "mig",
         {
-            "0002_parent_child.sql": PARENT_CHILD,
-            "0003_lossy_rebuild.sql": (
+            f"{P2}_parent_child.sql": PARENT_CHILD,
+            f"{P3}_lossy_rebuild.sql": (
                 "-- migrate: foreign_keys=off\n"
                 "CREATE TABLE new_parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
                 "INSERT INTO new_parent (id, name) SELECT id, name FROM parent WHERE id = 1;\n"
@@ -286,10 +295,10 @@ def test_rebuild_that_violates_foreign_keys_rolls_back(tmp_path: Path) -> None:
     )
     path = tmp_path / "db.sqlite3"
     with pytest.raises(
-        MigrationError, match=r"0003_lossy_rebuild\.sql leaves 1 foreign key violation"
+        MigrationError, match=rf"{P3}_lossy_rebuild\.sql leaves 1 foreign key violation"
     ):
         m.migrate(path, m.discover(folder))
-    assert history(path) == [1, 2]
+    assert history(path) == [*SHIPPED, V2]
     assert rows(path, "SELECT id, name FROM parent ORDER BY id") == [
         (1, "one"),
         (2, "two"),
@@ -346,7 +355,7 @@ def test_trigger_bodies_and_comments_split_correctly(tmp_path: Path) -> None:
     folder = copy_migrations(
         tmp_path / "mig",
         {
-            "0002_trigger.sql": (
+            f"{P2}_trigger.sql": (
                 "-- a comment; with a semicolon\n"
                 "CREATE TABLE audit (note TEXT DEFAULT 'a;b');\n"
                 "CREATE TRIGGER app_metadata_audit AFTER INSERT ON app_metadata BEGIN\n"
@@ -371,7 +380,7 @@ def test_four_processes_starting_together_apply_each_file_once(tmp_path: Path) -
     extra = {
         f"{v:04d}_t{v}.sql": f"CREATE TABLE t{v} (id INTEGER PRIMARY KEY);\n"
         f"INSERT INTO t{v} (id) VALUES ({v});\n"
-        for v in range(2, 31)
+        for v in range(V2, 31)
     }
     folder = copy_migrations(tmp_path / "mig", extra)
     path = tmp_path / "db.sqlite3"
@@ -388,7 +397,7 @@ def test_four_processes_starting_together_apply_each_file_once(tmp_path: Path) -
         codes = [server.stop() for server in servers]
     assert codes == [0, 0, 0, 0]
     assert history(path) == list(range(1, 31))
-    for v in range(2, 31):
+    for v in range(V2, 31):
         assert rows(path, f"SELECT id FROM t{v}") == [(v,)]
     applied = [
         line

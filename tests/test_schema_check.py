@@ -9,13 +9,12 @@ import pytest
 from db import SchemaMismatchError, open_database
 from db.database import entity_schema_problems
 from db.migrate import discover
-from tests.helpers import run_cli, service_env
+from tests.helpers import copy_migrations, run_cli, service_env
 
 
 def folder_with_0001(tmp_path: Path, ddl: str) -> Path:
-    """A migrations folder whose 0001 creates app_metadata as given."""
-    folder = tmp_path / "mig"
-    folder.mkdir()
+    """The shipped migrations, but 0001 creates app_metadata as given."""
+    folder = copy_migrations(tmp_path / "mig")
     (folder / "0001_create_app_metadata.sql").write_text(ddl)
     return folder
 

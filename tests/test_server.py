@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import ServeProcess, service_env, start_serve
+from tests.helpers import LATEST, ServeProcess, service_env, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def test_ready_line_names_url_and_schema(tmp_path: Path) -> None:
     try:
         ready = [line for line in server.lines if line.get("event") == "ready"]
         assert len(ready) == 1
-        assert ready[0]["schema_version"] == 1
+        assert ready[0]["schema_version"] == LATEST
         assert ready[0]["url"].startswith("http://127.0.0.1:")
         assert server.request("GET", "/healthz")[0] == 200
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import falcon
 from pydantic import ValidationError
@@ -49,17 +50,27 @@ def _out(record: MetadataRecord) -> dict[str, str]:
 class Metadata:
     """GET /v1/metadata and GET/PUT/DELETE /v1/metadata/{key}."""
 
-    def __init__(self, store: Store, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_body_bytes: int,
+        guard: Callable[[falcon.Request], None] = lambda req: None,
+    ) -> None:
         self._store = store
         self._max_body = max_body_bytes
+        # Operator data: the admin token is required when one is configured.
+        self._guard = guard
 
     @documented(
         query=MetadataQuery,
         tags=["metadata"],
-        resp=Response(HTTP_200=MetadataPageOut, HTTP_422=ProblemOut),
+        resp=Response(
+            HTTP_200=MetadataPageOut, HTTP_401=ProblemOut, HTTP_422=ProblemOut
+        ),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List entries ordered by key, paged with ?limit= and ?after=."""
+        self._guard(req)
         try:
             query = MetadataQuery.model_validate(
                 {
@@ -77,10 +88,16 @@ class Metadata:
 
     @documented(
         tags=["metadata"],
-        resp=Response(HTTP_200=MetadataOut, HTTP_404=ProblemOut, HTTP_422=ProblemOut),
+        resp=Response(
+            HTTP_200=MetadataOut,
+            HTTP_401=ProblemOut,
+            HTTP_404=ProblemOut,
+            HTTP_422=ProblemOut,
+        ),
     )
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         """Return one entry or 404."""
+        self._guard(req)
         resp.media = _out(self._store.get_metadata(_check_key(key)))
 
     @documented(
@@ -90,6 +107,7 @@ class Metadata:
             HTTP_200=MetadataOut,
             HTTP_201=MetadataOut,
             HTTP_400=ProblemOut,
+            HTTP_401=ProblemOut,
             HTTP_413=ProblemOut,
             HTTP_415=ProblemOut,
             HTTP_422=ProblemOut,
@@ -98,6 +116,7 @@ class Metadata:
     )
     def on_put_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         """Create (201) or replace (200) one entry."""
+        self._guard(req)
         _check_key(key)
         body = read_json(req, MetadataIn, self._max_body)
         try:
@@ -119,12 +138,17 @@ class Metadata:
     @documented(
         tags=["metadata"],
         resp=Response(
-            "HTTP_204", HTTP_404=ProblemOut, HTTP_422=ProblemOut, HTTP_503=ProblemOut
+            "HTTP_204",
+            HTTP_401=ProblemOut,
+            HTTP_404=ProblemOut,
+            HTTP_422=ProblemOut,
+            HTTP_503=ProblemOut,
         ),
     )
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, key: str
     ) -> None:
         """Delete one entry: 204, or 404 when absent."""
+        self._guard(req)
         self._store.delete_metadata(_check_key(key))
         resp.status = falcon.HTTP_204
