@@ -63,12 +63,19 @@ class Service:
         return str(self.wrapped.logs().decode(errors="replace"))
 
     def request(
-        self, method: str, path: str, body: Any = None, timeout: float = 10
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float = 10,
+        token: str | None = None,
     ) -> Response:
-        """Send one HTTP request over a fresh connection."""
+        """Send one HTTP request over a fresh connection (with a bearer token if given)."""
         host, port = self.address()
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         with closing(http.client.HTTPConnection(host, port, timeout=timeout)) as conn:
             conn.request(method, path, body=data, headers=headers)
             answer = conn.getresponse()
