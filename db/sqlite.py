@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from db.errors import DatabaseError
+
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
@@ -416,6 +418,13 @@ def backup(source: Path, target: Path) -> str:
     The copy is written beside target and renamed into place only once it
     passed integrity_check, so a failed backup never leaves a partial file.
     """
+    try:
+        return _backup(source, target)
+    except (sqlite3.Error, OSError) as ex:
+        raise DatabaseError(str(ex)) from ex
+
+
+def _backup(source: Path, target: Path) -> str:
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     src = sqlite3.connect(

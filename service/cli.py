@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from db import StartupError, makemigration, sqlite
+from db import DatabaseError, StartupError, makemigration, sqlite
 from db import migrate as migrations
 from db.database import entity_schema_problems
 from service import logs
@@ -201,7 +201,17 @@ def cmd_backup(settings: Settings, target: Path) -> int:
         print(f"no database at {settings.database_path}", file=sys.stderr)
         return EXIT_FAILED
     target = target.expanduser().absolute()
-    result = sqlite.backup(settings.database_path, target)
+    if target.resolve() == settings.database_path.resolve():
+        print(
+            "backup target is the live database itself; choose another path",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        result = sqlite.backup(settings.database_path, target)
+    except DatabaseError as ex:
+        print(f"backup to {target} failed: {ex}", file=sys.stderr)
+        return EXIT_FAILED
     if result != "ok":
         print(f"backup failed integrity_check: {result}", file=sys.stderr)
         return EXIT_FAILED

@@ -14,8 +14,9 @@ ENV_PREFIX = "SERVICE_"
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix SERVICE_)."""
 
+    # An empty variable counts as unset (compose passes ${VAR:-} on as "").
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore"
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True
     )
 
     database_path: Path = Field(

@@ -83,6 +83,12 @@ class Server:
     ) -> None:
         self._stop = threading.Event()
         self._shutdown_timeout = shutdown_timeout
+        if "channel_timeout" in adjustments:
+            # waitress looks for idle channels only every cleanup_interval
+            # (30 s by default): check often enough to honour the timeout.
+            adjustments.setdefault(
+                "cleanup_interval", max(1, int(adjustments["channel_timeout"]) // 4)
+            )
         self._server = create_server(
             app,
             host=host,

@@ -84,3 +84,15 @@ def test_backup_copies_a_consistent_file(db_path: Path, tmp_path: Path) -> None:
     assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     copy.close()
     assert not target.with_name("copy.sqlite3.partial").exists()
+
+
+def test_backup_refuses_bad_targets(db_path: Path, tmp_path: Path) -> None:
+    """backup onto the live file, or into a missing folder, fails with one line, no traceback."""
+    env = service_env(db_path)
+    onto_live = run_cli("backup", str(db_path), env=env)
+    assert onto_live.returncode == 1
+    assert "live database" in onto_live.stderr
+    missing = run_cli("backup", str(tmp_path / "no" / "such" / "x.sqlite3"), env=env)
+    assert missing.returncode == 1
+    assert "Traceback" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1

@@ -65,3 +65,12 @@ def test_bad_setting_exits_2_with_one_line_before_opening(
     assert len(lines) == 1
     assert f"SERVICE_{name}" in lines[0]
     assert not db_path.parent.exists()
+
+
+def test_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SERVICE_ADMIN_TOKEN="" (as compose passes an unset ${VAR:-}) means no token."""
+    monkeypatch.setenv("SERVICE_ADMIN_TOKEN", "")
+    monkeypatch.setenv("SERVICE_PORT", "")
+    settings = load_settings()
+    assert settings.admin_token is None
+    assert settings.port == 8080
