@@ -114,6 +114,7 @@
         ps.pydantic-settings
         ps.spectree
         ps.prometheus-client
+        ps.orjson
       ];
 
       testDeps = ps: [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import falcon
+import orjson
 
 from db import Database, open_database
 from service import openapi, problems
@@ -39,6 +40,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
 
     middleware: list[Any] = [RequestContext(metrics), DbSession()]
     app = falcon.App(middleware=middleware)
+    # orjson encodes response bodies in a fraction of the stdlib's time.
+    json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
