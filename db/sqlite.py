@@ -63,6 +63,11 @@ def install_pragmas(orm_db: Any, synchronous: str = "NORMAL") -> None:
     @orm_db.on_connect(provider="sqlite")
     def _pragmas(_db: Any, connection: sqlite3.Connection) -> None:
         apply_pragmas(connection, synchronous)
+        # Pony decodes every TEXT value through a Python function (to replace
+        # invalid UTF-8); plain str takes sqlite3's C path, about 1 us less
+        # per value. Everything this service stores was bound as a Python
+        # str, so it is valid UTF-8.
+        connection.text_factory = str
 
 
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:

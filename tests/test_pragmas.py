@@ -14,11 +14,13 @@ from db import sqlite as seam
 def test_pragmas_read_back_from_two_threads(database: Database) -> None:
     """Two worker threads each get their own connection with the production PRAGMAs."""
     seen: dict[str, tuple[int, dict[str, Any]]] = {}
+    factories: list[object] = []
 
     def probe(name: str) -> None:
         with db_session:
             con = database.orm.get_connection()
             seen[name] = (id(con), seam.read_pragmas(con))
+            factories.append(con.text_factory)
 
     threads = [threading.Thread(target=probe, args=(f"t{i}",)) for i in range(2)]
     for thread in threads:
@@ -26,6 +28,7 @@ def test_pragmas_read_back_from_two_threads(database: Database) -> None:
     for thread in threads:
         thread.join()
     (id1, p1), (id2, p2) = seen["t0"], seen["t1"]
+    assert factories == [str, str]  # sqlite3's C decoding, not Pony's Python one
     assert id1 != id2
     for pragmas in (p1, p2):
         assert pragmas == {
