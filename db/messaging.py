@@ -35,6 +35,7 @@ from db.records import (
     SearchHit,
     UserRecord,
 )
+from db.sqlite import from_stored, to_stored
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,9 @@ SNIPPET_TOKENS = 12
 MAX_SEARCH_TERMS = 16
 
 
-def _utc(stored: str) -> datetime:
-    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
-
-
-def _stored(moment: datetime) -> str:
-    """An aware UTC datetime in the naive text form Pony writes and reads."""
-    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
 def _now() -> tuple[datetime, str]:
     now = datetime.now(UTC)
-    return now, _stored(now)
+    return now, to_stored(now)
 
 
 def fts_query(text: str) -> str | None:
@@ -97,7 +89,7 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(int(row[0]), row[1], row[2], _utc(row[3]))
+    return UserRecord(int(row[0]), row[1], row[2], from_stored(row[3]))
 
 
 class Messaging:
@@ -182,7 +174,7 @@ class Messaging:
             _user(row[3:]),
             int(row[0]),
             bytes(row[1]),
-            _utc(row[2]) if row[2] else None,
+            from_stored(row[2]) if row[2] else None,
         )
 
     def touch_token(self, caller: Caller) -> None:
@@ -196,7 +188,7 @@ class Messaging:
         try:
             self._con().execute(
                 "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-                (_stored(now), caller.token_id),
+                (to_stored(now), caller.token_id),
             )
         except sqlite3.OperationalError as ex:
             # Bookkeeping: a busy database must not turn a read into a 503.
@@ -268,7 +260,9 @@ class Messaging:
         params.append(limit + 1)
         rows = self._con().execute(sql, params).fetchall()
         items = [
-            ConversationRecord(int(r[0]), r[1], r[2], _utc(r[3]), _utc(r[4]))
+            ConversationRecord(
+                int(r[0]), r[1], r[2], from_stored(r[3]), from_stored(r[4])
+            )
             for r in rows[:limit]
         ]
         last = rows[limit - 1] if len(rows) > limit else None
@@ -292,7 +286,7 @@ class Messaging:
         if row is None:
             raise NotFoundError(f"no conversation {conversation_id}")
         members = tuple(
-            MemberRecord(r[0], r[1], _utc(r[2]))
+            MemberRecord(r[0], r[1], from_stored(r[2]))
             for r in con.execute(
                 "SELECT u.handle, u.display_name, mb.joined_at FROM memberships mb "
                 "JOIN users u ON u.id = mb.user_id WHERE mb.conversation_id = ? "
@@ -301,7 +295,12 @@ class Messaging:
             )
         )
         return ConversationRecord(
-            int(row[0]), row[1], row[2], _utc(row[3]), _utc(row[4]), members
+            int(row[0]),
+            row[1],
+            row[2],
+            from_stored(row[3]),
+            from_stored(row[4]),
+            members,
         )
 
     def add_member(
@@ -325,7 +324,7 @@ class Messaging:
             "SELECT joined_at FROM memberships WHERE conversation_id = ? AND user_id = ?",
             (conversation_id, user[0]),
         ).fetchone()[0]
-        return MemberRecord(handle, user[1], _utc(joined)), bool(added)
+        return MemberRecord(handle, user[1], from_stored(joined)), bool(added)
 
     def remove_member(self, user_id: int, conversation_id: int, handle: str) -> None:
         """Remove handle from a conversation of the user's (themselves included)."""
@@ -394,7 +393,7 @@ class Messaging:
             .fetchall()
         )
         items = [
-            MessageRecord(int(r[0]), conversation_id, r[1], r[2], _utc(r[3]))
+            MessageRecord(int(r[0]), conversation_id, r[1], r[2], from_stored(r[3]))
             for r in rows[:limit]
         ]
         return MessagePage(items, items[-1].id if len(rows) > limit else None)
@@ -432,4 +431,6 @@ class Messaging:
             "ORDER BY messages_fts.rank LIMIT ?",
             (SNIPPET_OPEN, SNIPPET_CLOSE, SNIPPET_TOKENS, user_id, query, limit),
         )
-        return [SearchHit(int(r[0]), int(r[1]), r[2], _utc(r[3]), r[4]) for r in rows]
+        return [
+            SearchHit(int(r[0]), int(r[1]), r[2], from_stored(r[3]), r[4]) for r in rows
+        ]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,16 @@ from db.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+
+
+def to_stored(moment: datetime) -> str:
+    """An aware UTC datetime as the naive text Pony stores on SQLite."""
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def from_stored(stored: str) -> datetime:
+    """Stored timestamp text (naive UTC, as Pony writes it) as an aware datetime."""
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
 
 
 def connection_pragmas(synchronous: str = "NORMAL") -> tuple[str, ...]:

@@ -11,15 +11,7 @@ from pony import orm
 from db import session
 from db.errors import NotFoundError
 from db.records import MetadataPage, MetadataRecord
-
-
-def _utc(naive: datetime) -> datetime:
-    return naive.replace(tzinfo=UTC)
-
-
-def _stored(moment: datetime) -> str:
-    """A naive-UTC datetime in the text form Pony writes and reads back."""
-    return moment.isoformat(sep=" ", timespec="microseconds")
+from db.sqlite import from_stored, to_stored
 
 
 class Store:
@@ -51,12 +43,12 @@ class Store:
         )
         if row is None:
             raise NotFoundError(f"no metadata entry with key {key!r}")
-        return MetadataRecord(key, row[0], _utc(datetime.fromisoformat(row[1])))
+        return MetadataRecord(key, row[0], from_stored(row[1]))
 
     def put_metadata(self, key: str, value: str) -> tuple[MetadataRecord, bool]:
         """Create or replace an entry; returns it and whether it was created."""
         now = datetime.now(UTC)
-        stored = _stored(now.replace(tzinfo=None))
+        stored = to_stored(now)
         con = self._connection()
         updated = con.execute(
             "UPDATE app_metadata SET value = ?, updated_at = ? WHERE key = ?",
@@ -88,7 +80,8 @@ class Store:
             query = query.filter(lambda m: m.key > after)
         rows = query.order_by(entity.key)[: limit + 1]
         items = [
-            MetadataRecord(r.key, r.value, _utc(r.updated_at)) for r in rows[:limit]
+            MetadataRecord(r.key, r.value, r.updated_at.replace(tzinfo=UTC))
+            for r in rows[:limit]
         ]
         more = len(rows) > limit
         return MetadataPage(items, items[-1].key if more and items else None)

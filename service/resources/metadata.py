@@ -13,6 +13,7 @@ from db import MetadataRecord
 from db.store import Store
 from service.bodies import read_json
 from service.openapi import documented
+from service.params import utc_iso
 from service.problems import Problem, validation_errors
 from service.schemas import (
     KEY_PATTERN,
@@ -41,9 +42,7 @@ def _out(record: MetadataRecord) -> dict[str, str]:
     return {
         "key": record.key,
         "value": record.value,
-        "updated_at": record.updated_at.isoformat(timespec="microseconds").replace(
-            "+00:00", "Z"
-        ),
+        "updated_at": utc_iso(record.updated_at),
     }
 
 
