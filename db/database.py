@@ -92,16 +92,7 @@ class Database:
 
     def state(self, applied: dict[int, str]) -> SchemaState:
         """Schema state from the applied versions and their checksums."""
-        files = {m.version: m for m in self.migrations}
-        return SchemaState(
-            version=max(applied) if applied else None,
-            applied=sorted(applied),
-            pending=sorted(set(files) - set(applied)),
-            unknown=sorted(set(applied) - set(files)),
-            edited=sorted(
-                v for v in applied if v in files and files[v].checksum != applied[v]
-            ),
-        )
+        return migrations_module.state(self.migrations, applied)
 
     def current_state(self) -> SchemaState:
         """Schema state read from the history table in a short session."""

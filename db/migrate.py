@@ -184,10 +184,11 @@ def applied_migrations(con: sqlite3.Connection) -> dict[int, AppliedMigration]:
     return {row[0]: AppliedMigration(*row) for row in rows}
 
 
-def state(
-    migrations: list[Migration], applied: dict[int, AppliedMigration]
-) -> SchemaState:
-    """Compare files with the history: pending, unknown and edited versions."""
+def state(migrations: list[Migration], applied: dict[int, str]) -> SchemaState:
+    """Compare files with applied versions and their checksums.
+
+    Gives the pending, unknown (no file) and edited (checksum differs) versions.
+    """
     files = {m.version: m for m in migrations}
     return SchemaState(
         version=max(applied) if applied else None,
@@ -195,11 +196,13 @@ def state(
         pending=sorted(set(files) - set(applied)),
         unknown=sorted(set(applied) - set(files)),
         edited=sorted(
-            v
-            for v in applied
-            if v in files and applied[v].checksum != files[v].checksum
+            v for v in applied if v in files and applied[v] != files[v].checksum
         ),
     )
+
+
+def _checksums(applied: dict[int, AppliedMigration]) -> dict[int, str]:
+    return {version: row.checksum for version, row in applied.items()}
 
 
 def _edited_error(migration: Migration, stored: AppliedMigration) -> MigrationError:
@@ -214,7 +217,7 @@ def _edited_error(migration: Migration, stored: AppliedMigration) -> MigrationEr
 def _check_history(
     migrations: list[Migration], applied: dict[int, AppliedMigration]
 ) -> SchemaState:
-    current = state(migrations, applied)
+    current = state(migrations, _checksums(applied))
     files = {m.version: m for m in migrations}
     for version in current.edited:
         raise _edited_error(files[version], applied[version])
@@ -364,7 +367,7 @@ def migrate(
                             "out_of_order",
                             f"newest was {newest}",
                         )
-            return state(migrations, applied_migrations(con))
+            return state(migrations, _checksums(applied_migrations(con)))
         finally:
             con.close()
 
@@ -375,7 +378,7 @@ def inspect(path: Path, migrations: list[Migration]) -> SchemaState:
         return state(migrations, {})
     con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     try:
-        return state(migrations, applied_migrations(con))
+        return state(migrations, _checksums(applied_migrations(con)))
     finally:
         con.close()
 
