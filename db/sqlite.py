@@ -395,15 +395,6 @@ class BoundedLock:
         """Release the lock."""
         self._lock.release()
 
-    def locked(self) -> bool:
-        """True while some thread holds the lock."""
-        return self._lock.locked()
-
-    __enter__ = acquire
-
-    def __exit__(self, *_: object) -> None:
-        self.release()
-
 
 def bound_write_lock(
     orm_db: Any, timeout: float, observe: Callable[[float, bool], None] | None = None
