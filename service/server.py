@@ -15,7 +15,6 @@ import logging
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -24,6 +23,8 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
+
+from service.middleware import new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class ProblemErrorTask(ErrorTask):  # type: ignore[misc]
     def execute(self) -> None:
         """Write the error waitress found as an RFC 9457 problem."""
         error = self.request.error
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         problem = {
             "type": "about:blank",
             "title": error.reason,
