@@ -1,8 +1,8 @@
-"""Units of work: a Pony db_session entered and left by the caller.
+"""Units of work: one transaction per request, entered and left by the caller.
 
 The HTTP middleware enters one per request and leaves it when the response
-is ready; errors Pony raises on commit are translated to db.errors here so
-callers above db/ never see Pony's exception types.
+is ready; errors SQLite or Pony raise on commit are translated to db.errors
+here so callers above db/ never see driver or Pony exception types.
 """
 
 from __future__ import annotations
@@ -50,44 +50,97 @@ _local = threading.local()
 class Session:
     """One unit of work per request; enter() now, finish(succeeded) exactly once later.
 
-    A writing unit enters Pony's db_session(immediate=True) at once. A reading
-    unit enters Pony's db_session only when a query needs one (entity
-    queries call require_orm_session()); single-statement reads run in
-    autocommit on the thread's pooled connection, which is what Pony does
-    for reads inside a session anyway, minus its bookkeeping.
+    Nothing happens until a statement needs the database. Then:
+
+    - a reading unit runs each statement in autocommit on the thread's pooled
+      connection (what Pony does for reads inside a db_session, minus its
+      bookkeeping);
+    - a writing unit takes the process's write lock (Pony's own, bounded by
+      db.sqlite.bound_write_lock), runs BEGIN IMMEDIATE on the pooled
+      connection and keeps that transaction until finish() commits it, or
+      rolls it back when the request failed.
+
+    Entity code calls require_orm_session() first: that enters Pony's
+    db_session (immediate for a writing unit). If the writing unit already
+    began its transaction, Pony's session adopts it (connection, transaction
+    and write lock), so everything the request did commits or rolls back
+    together. Pony's session costs about twice a bare BEGIN/COMMIT, which
+    is why a unit does not enter it unless asked.
+
+    Request code must not enter `with db_session:` itself: a nested Pony
+    session does not join a transaction the unit began.
     """
 
-    __slots__ = ("_context", "_entered")
+    __slots__ = ("_con", "_orm_context", "_orm_db", "_write")
 
     def __init__(self, *, write: bool) -> None:
-        self._context: Any = _WRITE if write else None
-        self._entered = False
+        self._write = write
+        self._orm_context: Any = None  # Pony's db_session, once entered
+        self._orm_db: orm.Database | None = None
+        self._con: sqlite3.Connection | None = None  # this unit's open transaction
 
     def enter(self) -> None:
-        """Start the unit on the calling thread."""
-        if self._context is not None:
-            self._enter_orm(self._context)
+        """Make this the calling thread's unit of work."""
         _local.current = self
 
-    def _enter_orm(self, context: Any) -> None:
+    def connection(self, orm_db: orm.Database) -> sqlite3.Connection:
+        """The connection for this unit's next statement (see the class)."""
+        if self._con is not None:
+            return self._con
+        if self._orm_context is not None:
+            con: sqlite3.Connection = (
+                orm_db._get_cache().prepare_connection_for_query_execution()
+            )
+            return con
+        con = _pooled(orm_db)
+        if not self._write:
+            return con
+        provider = orm_db.provider
+        provider.acquire_lock()  # BusyError-worthy OperationalError on timeout
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            provider.release_lock()
+            raise
+        self._con, self._orm_db = con, orm_db
+        return con
+
+    def require_orm(self) -> None:
+        """Enter Pony's db_session, adopting this unit's transaction if it began."""
+        if self._orm_context is not None:
+            return
+        context = _WRITE if self._write else _READ
         try:
             context.__enter__()
         except Exception as ex:
             raise translate(ex) from ex
-        self._context = context
-        self._entered = True
+        self._orm_context = context
+        if self._con is not None and self._orm_db is not None:
+            # Pony commits or rolls back this connection and releases the
+            # write lock when the session ends: hand all three over.
+            cache = self._orm_db._get_cache()
+            cache.connection = self._con
+            cache.in_transaction = True
+            cache.immediate = True
+            self._con = None
 
     def finish(self, succeeded: bool) -> None:
         """Commit when succeeded, roll back otherwise; the unit ends either way."""
         _local.current = None
-        if not self._entered:
-            return
-        self._entered = False
+        con, orm_db = self._con, self._orm_db
+        if con is not None and orm_db is not None:
+            self._con = self._orm_db = None
+            _finish_transaction(orm_db, con, succeeded)
+        elif self._orm_context is not None:
+            self._finish_orm(succeeded)
+
+    def _finish_orm(self, succeeded: bool) -> None:
+        context, self._orm_context = self._orm_context, None
         if not succeeded:
-            self._context.__exit__(RequestFailedError, _FAILED, None)
+            context.__exit__(RequestFailedError, _FAILED, None)
             return
         try:
-            self._context.__exit__(None, None, None)
+            context.__exit__(None, None, None)
         except Exception as ex:
             # Pony rolled back and cleared the thread's state before raising.
             translated = translate(ex)
@@ -96,35 +149,78 @@ class Session:
             raise translated from ex
 
 
-def require_orm_session() -> None:
-    """Enter Pony's db_session for a reading unit that is about to need it."""
-    unit: Session | None = getattr(_local, "current", None)
-    if unit is not None and not unit._entered:
-        unit._enter_orm(_READ)
+def _finish_transaction(
+    orm_db: orm.Database, con: sqlite3.Connection, succeeded: bool
+) -> None:
+    """Commit or roll back a unit's own transaction; release the write lock."""
+    try:
+        if not succeeded:
+            _rollback_quietly(orm_db, con)
+            return
+        try:
+            con.execute("COMMIT")
+        except sqlite3.Error as ex:
+            # A refused COMMIT (a deferred constraint, an I/O error) leaves
+            # the transaction open.
+            _rollback_quietly(orm_db, con)
+            translated = translate(ex)
+            if translated is ex:
+                raise
+            raise translated from ex
+    finally:
+        orm_db.provider.release_lock()
 
 
-def connection(orm_db: orm.Database) -> sqlite3.Connection:
-    """The connection for the next statement of the current unit of work.
+def _rollback_quietly(orm_db: orm.Database, con: sqlite3.Connection) -> None:
+    if not con.in_transaction:
+        return
+    try:
+        con.execute("ROLLBACK")
+    except sqlite3.Error:
+        # The connection cannot be trusted: take it out of the pool and
+        # close it (SQLite rolls back whatever was left).
+        orm_db.provider.drop(con)
 
-    Inside Pony's db_session: the session's connection in its mode (BEGIN
-    IMMEDIATE under the write lock for writing sessions). Otherwise the
-    thread's pooled connection in autocommit mode, opened with the
-    on_connect PRAGMAs like any Pony connection.
-    """
-    if orm.core.local.db_session is not None:
-        con: sqlite3.Connection = (
-            orm_db._get_cache().prepare_connection_for_query_execution()
-        )
-        return con
+
+def _pooled(orm_db: orm.Database) -> sqlite3.Connection:
+    """The thread's pooled connection, opened with the on_connect PRAGMAs if new."""
     pooled, is_new = orm_db.provider.connect()
     if is_new:
         orm_db.call_on_connect(pooled)
     return pooled  # type: ignore[no-any-return]
 
 
+def require_orm_session() -> None:
+    """Enter Pony's db_session for the current unit: call before entity code."""
+    unit: Session | None = getattr(_local, "current", None)
+    if unit is not None:
+        unit.require_orm()
+
+
+def connection(orm_db: orm.Database) -> sqlite3.Connection:
+    """The connection for the next statement of the current unit of work.
+
+    Inside a unit: the unit's (see Session). Outside one, inside a Pony
+    db_session (scripts, tests): the session's connection in its mode.
+    Otherwise the thread's pooled connection in autocommit mode.
+    """
+    unit: Session | None = getattr(_local, "current", None)
+    if unit is not None:
+        return unit.connection(orm_db)
+    if orm.core.local.db_session is not None:
+        con: sqlite3.Connection = (
+            orm_db._get_cache().prepare_connection_for_query_execution()
+        )
+        return con
+    return _pooled(orm_db)
+
+
 def in_session() -> bool:
-    """True while the calling thread is inside a db_session (leak detector)."""
-    return orm.core.local.db_session is not None
+    """True while the calling thread has a unit of work or a db_session (leak detector)."""
+    return (
+        getattr(_local, "current", None) is not None
+        or orm.core.local.db_session is not None
+    )
 
 
 # What Pony raises when SQLite refuses: the HTTP layer registers one handler

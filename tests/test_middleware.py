@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import falcon
@@ -18,7 +20,7 @@ import pytest
 from pony.orm import core as pony_core
 
 from db import Database
-from db.session import in_session, require_orm_session
+from db.session import connection, in_session, require_orm_session
 from service.app import create_app
 from service.config import Settings
 from service.problems import Problem
@@ -56,6 +58,7 @@ class Probe:
 
     def on_post_conflict(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create a row that collides with an existing key only when Pony flushes at commit."""
+        require_orm_session()
         self._orm.execute(
             "INSERT INTO app_metadata VALUES ('dup', 'raw', '2026-01-01 00:00:00')"
         )
@@ -63,6 +66,27 @@ class Probe:
         entity = self._store._metadata
         entity(key="dup", value="pony", updated_at=entity.get(key="dup-2").updated_at)
         resp.media = {"created": True}
+
+    def on_post_adopt(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Write with SQL, then with an entity in the same unit; fail if asked."""
+        self._store.put_metadata("sql", "x")
+        require_orm_session()
+        entity = self._store._metadata
+        entity(key="entity", value="y", updated_at=datetime(2026, 1, 1))
+        if req.get_param("fail"):
+            raise Problem(409, "refused after both writes")
+        resp.media = {"ok": True}
+
+    def on_post_deferred(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Write, then break a foreign key that SQLite only checks at COMMIT."""
+        self._store.put_metadata("deferred", "x")
+        con = connection(self._orm)
+        con.execute("PRAGMA defer_foreign_keys = ON")
+        con.execute(
+            "INSERT INTO memberships (conversation_id, user_id, joined_at)"
+            " VALUES (999, 999, '2026-01-01 00:00:00')"
+        )
+        resp.media = {"written": True}
 
     def on_get_depth(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Report how deep the thread's db_session nesting is once the ORM is in use."""
@@ -75,7 +99,16 @@ def probe_app(settings: Settings, database: Database) -> falcon.App:  # type: ig
     """The real app plus the probe routes."""
     app = create_app(settings, database=database)
     probe = Probe(database)
-    for name in ("crash", "refuse", "status", "ok", "conflict", "depth"):
+    for name in (
+        "crash",
+        "refuse",
+        "status",
+        "ok",
+        "conflict",
+        "adopt",
+        "deferred",
+        "depth",
+    ):
         app.add_route(f"/probe/{name}", probe, suffix=name)
     return app
 
@@ -132,6 +165,41 @@ def test_failed_commit_is_409_and_keeps_earlier_data(
     assert keys(db_path) == ["before"]
     assert not in_session()
     assert client.simulate_get("/probe/depth").json == {"depth": 1}
+
+
+def test_entity_code_joins_the_transaction_sql_began(
+    probe_app: falcon.App,  # type: ignore[type-arg]
+    db_path: Path,
+) -> None:
+    """SQL then entity writes in one request commit together, or roll back together."""
+    client = falcon.testing.TestClient(probe_app)
+    assert client.simulate_post("/probe/adopt", params={"fail": "1"}).status_code == 409
+    assert keys(db_path) == []
+    assert not in_session()
+    assert client.simulate_post("/probe/adopt").status_code == 200
+    assert keys(db_path) == ["entity", "sql"]
+    assert not in_session()
+
+
+def test_commit_refused_by_sqlite_is_409_and_releases_the_write_lock(
+    probe_app: falcon.App,  # type: ignore[type-arg]
+    db_path: Path,
+) -> None:
+    """A COMMIT that SQLite refuses rolls the request back and frees the lock at once."""
+    client = falcon.testing.TestClient(probe_app)
+    result = client.simulate_post("/probe/deferred")
+    assert result.status_code == 409
+    assert result.headers["content-type"] == "application/problem+json"
+    assert keys(db_path) == []
+    assert not in_session()
+    started = time.monotonic()
+    assert (
+        client.simulate_put("/v1/metadata/after", json={"value": "v"}).status_code
+        == 201
+    )
+    # Well under the 5 s write-lock timeout: nobody was left holding it.
+    assert time.monotonic() - started < 1
+    assert keys(db_path) == ["after"]
 
 
 @pytest.fixture
