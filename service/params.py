@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import falcon
@@ -30,5 +30,7 @@ def read_query(req: falcon.Request, model: type[ModelT]) -> ModelT:
 
 
 def utc_iso(moment: datetime) -> str:
-    """An aware UTC datetime as ISO 8601 with microseconds and a Z."""
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """An aware datetime as ISO 8601 UTC with microseconds and a Z."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat("T", "microseconds")[:-6] + "Z"

@@ -1,0 +1,80 @@
+"""Timestamps: the text stored in SQLite and the ISO 8601 the API answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pony.orm import db_session
+
+from db import Database
+from db.sqlite import from_stored, to_stored
+from service.params import utc_iso
+
+PLUS_TWO = timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize(
+    ("moment", "stored", "api"),
+    [
+        (
+            datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+            "2026-01-02 03:04:05.000006",
+            "2026-01-02T03:04:05.000006Z",
+        ),
+        (
+            datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            "2026-01-02 03:04:05.000000",
+            "2026-01-02T03:04:05.000000Z",
+        ),
+        (
+            datetime(2026, 1, 2, 5, 4, 5, 7, tzinfo=PLUS_TWO),
+            "2026-01-02 03:04:05.000007",
+            "2026-01-02T03:04:05.000007Z",
+        ),
+    ],
+)
+def test_aware_moments_are_stored_and_shown_in_utc(
+    moment: datetime, stored: str, api: str
+) -> None:
+    """Any aware datetime is stored as naive UTC text and shown as ISO 8601 with Z."""
+    assert to_stored(moment) == stored
+    assert utc_iso(moment) == api
+    back = from_stored(stored)
+    assert back == moment
+    assert back.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-02 03:04:05", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02 05:04:05+02:00", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02", datetime(2026, 1, 2, tzinfo=UTC)),
+    ],
+)
+def test_stored_text_not_written_by_us_still_reads_as_utc(
+    text: str, expected: datetime
+) -> None:
+    """Text without a fraction, with its own offset, or a bare date reads as aware UTC."""
+    moment = from_stored(text)
+    assert moment == expected
+    assert moment.tzinfo is UTC
+
+
+def test_pony_and_the_sql_paths_agree_on_stored_timestamps(database: Database) -> None:
+    """What the SQL path writes, Pony's entity reads as the same moment, and back."""
+    with db_session(immediate=True):
+        written, _ = database.store.put_metadata("k", "v")
+    with db_session:
+        via_entity = database.store.list_metadata(10, None).items[0].updated_at
+        via_sql = database.store.get_metadata("k").updated_at
+        entity = database.orm.entities["AppMetadata"]
+        pony_moment = datetime(2026, 5, 6, 7, 8, 9)  # Pony stores naive datetimes
+        entity(key="p", value="v", updated_at=pony_moment)
+    with db_session:
+        assert database.store.get_metadata("p").updated_at == pony_moment.replace(
+            tzinfo=UTC
+        )
+    assert via_entity == via_sql == written.updated_at
