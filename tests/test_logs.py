@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 import falcon.testing
 
@@ -43,3 +44,27 @@ def test_access_lines_follow_the_logger_level(
     client.simulate_get("/healthz")
     assert stream.getvalue() == ""
     assert not logging.getLogger(logs.ACCESS_LOGGER).isEnabledFor(logging.INFO)
+
+
+def test_access_lines_reach_the_stream_on_their_own_in_order(
+    client: falcon.testing.TestClient,
+) -> None:
+    """Queued access lines are written by the background flush, before later records."""
+    stream = io.StringIO()
+    logs.configure("INFO", stream=stream)
+    try:
+        client.simulate_get("/healthz", headers={"X-Request-ID": "first"})
+        deadline = time.monotonic() + 5
+        while "first" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "first" in stream.getvalue()  # nothing else made it flush
+        client.simulate_get("/healthz", headers={"X-Request-ID": "second"})
+        logging.getLogger("service").warning("after the second request")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        logs.configure("WARNING")
+    assert [line.get("request_id") or line["msg"] for line in lines] == [
+        "first",
+        "second",
+        "after the second request",
+    ]
