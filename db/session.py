@@ -7,6 +7,7 @@ here so callers above db/ never see driver or Pony exception types.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from typing import Any
@@ -183,11 +184,32 @@ def _rollback_quietly(orm_db: orm.Database, con: sqlite3.Connection) -> None:
 
 
 def _pooled(orm_db: orm.Database) -> sqlite3.Connection:
-    """The thread's pooled connection, opened with the on_connect PRAGMAs if new."""
-    pooled, is_new = orm_db.provider.connect()
+    """The thread's pooled connection, opened with the on_connect PRAGMAs if new.
+
+    Pony's pool is thread-local; its connect() checks the process id (a
+    getpid(2) per call) behind an exception-wrapping decorator. When the
+    thread already holds a connection in this process it is returned
+    directly (Pony internals: pool.con/pool.pid, pinned 0.7.20).
+    """
+    pool = orm_db.provider.pool
+    con: sqlite3.Connection | None = pool.con
+    if con is not None and pool.pid == _pid:
+        return con
+    con, is_new = orm_db.provider.connect()
     if is_new:
-        orm_db.call_on_connect(pooled)
-    return pooled  # type: ignore[no-any-return]
+        orm_db.call_on_connect(con)
+    return con  # type: ignore[return-value]
+
+
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid  # renewed in a forked child
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def require_orm_session() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -9,6 +10,7 @@ from pony.orm import db_session
 
 from db import Database
 from db import sqlite as seam
+from db.session import Session, connection
 
 
 def test_pragmas_read_back_from_two_threads(database: Database) -> None:
@@ -41,3 +43,28 @@ def test_pragmas_read_back_from_two_threads(database: Database) -> None:
             "cache_size": 2000,
             "temp_store": 2,
         }
+
+
+def test_units_of_work_use_pooled_connections_with_pragmas_per_thread_and_process(
+    database: Database,
+) -> None:
+    """A unit's statements run on the thread's pooled connection; a forked child opens its own."""
+    unit = Session(write=False)
+    unit.enter()
+    try:
+        con = connection(database.orm)
+        assert connection(database.orm) is con
+        assert seam.read_pragmas(con)["busy_timeout"] == 5000
+    finally:
+        unit.finish(True)
+    pid = os.fork()
+    if pid == 0:  # the child: a connection must never cross a fork
+        try:
+            child = connection(database.orm)
+            ok = child is not con and seam.read_pragmas(child)["foreign_keys"] == 1
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert connection(database.orm) is con
