@@ -198,7 +198,7 @@ def _pooled(orm_db: orm.Database) -> sqlite3.Connection:
     con, is_new = orm_db.provider.connect()
     if is_new:
         orm_db.call_on_connect(con)
-    return con  # type: ignore[return-value]
+    return con
 
 
 _pid = os.getpid()
