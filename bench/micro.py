@@ -26,13 +26,18 @@ from bench import baseline, data
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+AUTH = "Bearer " + data.BENCH_TOKEN
+MESSAGES_PATH = f"/v1/conversations/{data.CONVERSATION_ID}/messages"
+
+
 def environ(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
     """Return a minimal WSGI environ for one request."""
+    path, _, query = path.partition("?")
     env: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         "PATH_INFO": path,
-        "QUERY_STRING": "",
+        "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8080",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -49,6 +54,8 @@ def environ(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
     if body:
         env["CONTENT_TYPE"] = "application/json"
         env["CONTENT_LENGTH"] = str(len(body))
+    if path.startswith("/v1/conversations/"):
+        env["HTTP_AUTHORIZATION"] = AUTH
     return env
 
 
@@ -73,6 +80,13 @@ def _requests(workload: str, n: int, seed: int) -> list[tuple[str, str, bytes]]:
     rng = random.Random(seed)
     if workload == "healthz":
         return [("GET", "/healthz", b"")] * n
+    if workload == "latest":
+        return [("GET", MESSAGES_PATH + "?limit=50", b"")] * n
+    if workload == "post":
+        return [
+            ("POST", MESSAGES_PATH, b'{"body":"message %d with a few words"}' % i)
+            for i in range(n)
+        ]
     paths = [
         "/v1/metadata/" + data.key_name(rng.randrange(data.KEYS)) for _ in range(n)
     ]
@@ -100,6 +114,7 @@ def service_app(folder: Path, log_level: str) -> Wsgi:
     db = folder / "service.sqlite3"
     app = create_app(Settings(database_path=db, log_level=log_level))
     data.prefill(db)
+    data.prefill_messaging(db)
     return app
 
 
@@ -108,6 +123,7 @@ def baseline_app(folder: Path) -> Wsgi:
     db = folder / "baseline.sqlite3"
     baseline.init_db(db)
     data.prefill(db)
+    data.prefill_messaging(db)
     return baseline.create_app(db)
 
 
@@ -119,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--workloads",
         default="healthz,get,put",
-        help="comma-separated from healthz,get,put",
+        help="comma-separated from healthz,get,put,post,latest",
     )
     p.add_argument("--log-level", default="INFO", help="service log level")
     p.add_argument(
