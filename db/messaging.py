@@ -393,7 +393,7 @@ class Messaging:
             .fetchall()
         )
         items = [
-            MessageRecord(int(r[0]), conversation_id, r[1], r[2], from_stored(r[3]))
+            MessageRecord(r[0], conversation_id, r[1], r[2], from_stored(r[3]))
             for r in rows[:limit]
         ]
         return MessagePage(items, items[-1].id if len(rows) > limit else None)

@@ -1,13 +1,18 @@
-"""Plain, frozen values the store hands to callers (never Pony entities)."""
+"""Plain, immutable values the store hands to callers (never Pony entities).
+
+One record per row is a NamedTuple: a page of 50 messages builds 50 of
+them, and a frozen dataclass's __init__ (object.__setattr__ per field)
+costs three times a tuple's. The rest are frozen dataclasses.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class MetadataRecord:
+class MetadataRecord(NamedTuple):
     """One app_metadata row; updated_at is an aware UTC datetime."""
 
     key: str
@@ -50,8 +55,7 @@ class SchemaState:
         return not self.pending and not self.edited
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(NamedTuple):
     """One user; created_at is an aware UTC datetime."""
 
     id: int
@@ -70,8 +74,7 @@ class Caller:
     last_used_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
+class MemberRecord(NamedTuple):
     """A member of a conversation."""
 
     handle: str
@@ -79,8 +82,7 @@ class MemberRecord:
     joined_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationRecord:
+class ConversationRecord(NamedTuple):
     """A conversation; members is empty in listings."""
 
     id: int
@@ -99,8 +101,7 @@ class ConversationPage:
     next: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
+class MessageRecord(NamedTuple):
     """One message; author is the author's handle."""
 
     id: int
@@ -118,8 +119,7 @@ class MessagePage:
     next: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class SearchHit:
+class SearchHit(NamedTuple):
     """A message matching a search, with a highlighted snippet of its body."""
 
     message_id: int
