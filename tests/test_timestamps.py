@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pony.orm import db_session
 
 from db import Database
@@ -78,3 +80,22 @@ def test_pony_and_the_sql_paths_agree_on_stored_timestamps(database: Database) -
             tzinfo=UTC
         )
     assert via_entity == via_sql == written.updated_at
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),  # room for any offset on either side
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, PLUS_TWO, timezone(timedelta(hours=-11))]),
+    )
+)
+def test_fast_paths_agree_with_the_plain_conversions(moment: datetime) -> None:
+    """For any aware moment, the fast formatting equals isoformat's, and storage round-trips."""
+    in_utc = moment.astimezone(UTC)
+    assert utc_iso(moment) == in_utc.isoformat(timespec="microseconds").replace(
+        "+00:00", "Z"
+    )
+    assert to_stored(moment) == in_utc.replace(tzinfo=None).isoformat(
+        sep=" ", timespec="microseconds"
+    )
+    assert from_stored(to_stored(moment)) == moment
