@@ -156,9 +156,13 @@ class Messaging:
             raise NotFoundError(f"no token {token_id}")
 
     def caller_for_token(self, token_hash: bytes) -> Caller | None:
-        """The user of an unrevoked token with this hash, or None."""
+        """The user of an unrevoked token with this hash, or None.
+
+        Runs before a writing request's transaction (read_only): the token
+        is looked up without taking the write lock.
+        """
         row = (
-            self._con()
+            session.connection(self._db, read_only=True)
             .execute(
                 "SELECT t.id, t.token_hash, t.last_used_at, "
                 "u.id, u.handle, u.display_name, u.created_at "

@@ -84,8 +84,17 @@ class Session:
         """Make this the calling thread's unit of work."""
         _local.current = self
 
-    def connection(self, orm_db: orm.Database) -> sqlite3.Connection:
-        """The connection for this unit's next statement (see the class)."""
+    def connection(
+        self, orm_db: orm.Database, *, read_only: bool = False
+    ) -> sqlite3.Connection:
+        """The connection for this unit's next statement (see the class).
+
+        read_only: the statement only reads, and may run before the writing
+        unit's transaction (in autocommit) rather than begin it. For
+        lookups that precede the unit of work, such as finding the caller
+        of a token: the write lock is then held for the request's writes,
+        not for its authentication too.
+        """
         if self._con is not None:
             return self._con
         if self._orm_context is not None:
@@ -94,7 +103,7 @@ class Session:
             )
             return con
         con = _pooled(orm_db)
-        if not self._write:
+        if not self._write or read_only:
             return con
         provider = orm_db.provider
         provider.acquire_lock()  # BusyError-worthy OperationalError on timeout
@@ -219,16 +228,17 @@ def require_orm_session() -> None:
         unit.require_orm()
 
 
-def connection(orm_db: orm.Database) -> sqlite3.Connection:
+def connection(orm_db: orm.Database, *, read_only: bool = False) -> sqlite3.Connection:
     """The connection for the next statement of the current unit of work.
 
-    Inside a unit: the unit's (see Session). Outside one, inside a Pony
-    db_session (scripts, tests): the session's connection in its mode.
-    Otherwise the thread's pooled connection in autocommit mode.
+    Inside a unit: the unit's (see Session.connection, also for read_only).
+    Outside one, inside a Pony db_session (scripts, tests): the session's
+    connection in its mode. Otherwise the thread's pooled connection in
+    autocommit mode.
     """
     unit: Session | None = getattr(_local, "current", None)
     if unit is not None:
-        return unit.connection(orm_db)
+        return unit.connection(orm_db, read_only=read_only)
     if orm.core.local.db_session is not None:
         con: sqlite3.Connection = (
             orm_db._get_cache().prepare_connection_for_query_execution()

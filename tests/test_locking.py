@@ -6,11 +6,14 @@ import threading
 import time
 from pathlib import Path
 
+import falcon.testing
 import pytest
 from pony.orm import db_session
 
 from db import BusyError, open_database
 from db.session import DRIVER_ERRORS, translate
+from service.app import create_app
+from service.config import Settings
 
 
 def test_second_writer_gives_up_after_the_timeout(db_path: Path) -> None:
@@ -57,3 +60,38 @@ def test_lock_waits_are_observed(db_path: Path) -> None:
     database.close()
     assert len(seen) == 1
     assert seen[0][1] is True
+
+
+def test_token_lookup_of_a_writing_request_does_not_wait_for_the_write_lock(
+    db_path: Path,
+) -> None:
+    """While another writer holds the lock, a POST with a wrong token is refused at once."""
+    database = open_database(db_path, write_lock_timeout=3)
+    app = create_app(Settings(database_path=db_path), database=database)
+    client = falcon.testing.TestClient(app)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def slow_writer() -> None:
+        with db_session(immediate=True):
+            database.store.put_metadata("slow", "1")
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        result = client.simulate_post(
+            "/v1/conversations",
+            headers={"Authorization": "Bearer sft_not-a-token"},
+            json={"title": "t", "members": []},
+        )
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(10)
+    assert result.status_code == 401
+    assert waited < 1  # not the 3 s write-lock timeout (and not a 503)
+    database.close()
