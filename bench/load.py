@@ -297,7 +297,10 @@ def run_load(
         for round_no in range(1, opts.rounds + 1):
             for workload in opts.workloads:
                 for conns in opts.connections:
-                    for stack in stacks:  # A, B, A, B ...
+                    # A B, then B A: drift on a shared machine (other load,
+                    # a growing database) does not always favour one stack.
+                    order = stacks if round_no % 2 else stacks[::-1]
+                    for stack in order:
                         run = measure(
                             stack,
                             wrk_path,
