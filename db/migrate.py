@@ -154,7 +154,7 @@ def _log_event(
     con: sqlite3.Connection, version: int | None, action: str, detail: str
 ) -> None:
     """Write one audit row in its own small transaction."""
-    con.execute("BEGIN IMMEDIATE")
+    con.execute(sqlite.BEGIN_WRITE)
     try:
         con.execute(
             f"INSERT INTO {LOG_TABLE} (at, version, action, detail) VALUES (?, ?, ?, ?)",
@@ -246,7 +246,7 @@ def _execute(con: sqlite3.Connection, migration: Migration) -> None:
 def _apply_one(con: sqlite3.Connection, migration: Migration) -> bool:
     """Apply one file with its history row; False if another process did."""
     started = time.perf_counter()
-    con.execute("BEGIN IMMEDIATE")
+    con.execute(sqlite.BEGIN_WRITE)
     try:
         # Re-check under the write lock: another process may have won.
         done = con.execute(
@@ -299,7 +299,7 @@ def _ensure_tracking(con: sqlite3.Connection) -> None:
             "database has tables but no migration history "
             f"({', '.join(foreign[:5])}); it was not created by these migrations"
         )
-    con.execute("BEGIN IMMEDIATE")
+    con.execute(sqlite.BEGIN_WRITE)
     try:
         for ddl in _TRACKING_DDL:
             con.execute(ddl)
@@ -399,7 +399,7 @@ def accept_checksum(
                 raise MigrationError(
                     f"{migration.name} is not applied; nothing to accept"
                 )
-            con.execute("BEGIN IMMEDIATE")
+            con.execute(sqlite.BEGIN_WRITE)
             con.execute(
                 f"UPDATE {HISTORY_TABLE} SET checksum = ? WHERE version = ?",
                 (migration.checksum, version),

@@ -15,6 +15,7 @@ from typing import Any
 from pony import orm
 from pony.orm import dbapiprovider
 
+from db import sqlite
 from db.errors import BusyError, ConflictError
 
 # db_session objects only hold configuration (state is thread-local), so
@@ -108,7 +109,7 @@ class Session:
         provider = orm_db.provider
         provider.acquire_lock()  # BusyError-worthy OperationalError on timeout
         try:
-            con.execute("BEGIN IMMEDIATE")
+            con.execute(sqlite.BEGIN_WRITE)
         except BaseException:
             provider.release_lock()
             raise

@@ -26,6 +26,10 @@ from db.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+# How every writing transaction starts: IMMEDIATE takes SQLite's write lock
+# at BEGIN (waiting up to busy_timeout), so a transaction never fails at its
+# first write after having read a snapshot another writer made stale.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 
 def to_stored(moment: datetime) -> str:
