@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 from pony import orm
 from pony.orm import dbapiprovider
@@ -99,10 +99,7 @@ class Session:
         if self._con is not None:
             return self._con
         if self._orm_context is not None:
-            con: sqlite3.Connection = (
-                orm_db._get_cache().prepare_connection_for_query_execution()
-            )
-            return con
+            return _orm_connection(orm_db)
         con = _pooled(orm_db)
         if not self._write or read_only:
             return con
@@ -124,7 +121,7 @@ class Session:
         try:
             context.__enter__()
         except Exception as ex:
-            raise translate(ex) from ex
+            _raise_translated(ex)
         self._orm_context = context
         if self._con is not None and self._orm_db is not None:
             # Pony commits or rolls back this connection and releases the
@@ -154,10 +151,7 @@ class Session:
             context.__exit__(None, None, None)
         except Exception as ex:
             # Pony rolled back and cleared the thread's state before raising.
-            translated = translate(ex)
-            if translated is ex:
-                raise
-            raise translated from ex
+            _raise_translated(ex)
 
 
 def _finish_transaction(
@@ -174,12 +168,17 @@ def _finish_transaction(
             # A refused COMMIT (a deferred constraint, an I/O error) leaves
             # the transaction open.
             _rollback_quietly(orm_db, con)
-            translated = translate(ex)
-            if translated is ex:
-                raise
-            raise translated from ex
+            _raise_translated(ex)
     finally:
         orm_db.provider.release_lock()
+
+
+def _raise_translated(ex: Exception) -> NoReturn:
+    """Raise the db.errors form of ex, or ex itself when it has none."""
+    translated = translate(ex)
+    if translated is ex:
+        raise ex
+    raise translated from ex
 
 
 def _rollback_quietly(orm_db: orm.Database, con: sqlite3.Connection) -> None:
@@ -191,6 +190,14 @@ def _rollback_quietly(orm_db: orm.Database, con: sqlite3.Connection) -> None:
         # The connection cannot be trusted: take it out of the pool and
         # close it (SQLite rolls back whatever was left).
         orm_db.provider.drop(con)
+
+
+def _orm_connection(orm_db: orm.Database) -> sqlite3.Connection:
+    """The connection of the thread's Pony db_session, in that session's mode."""
+    con: sqlite3.Connection = (
+        orm_db._get_cache().prepare_connection_for_query_execution()
+    )
+    return con
 
 
 def _pooled(orm_db: orm.Database) -> sqlite3.Connection:
@@ -241,10 +248,7 @@ def connection(orm_db: orm.Database, *, read_only: bool = False) -> sqlite3.Conn
     if unit is not None:
         return unit.connection(orm_db, read_only=read_only)
     if orm.core.local.db_session is not None:
-        con: sqlite3.Connection = (
-            orm_db._get_cache().prepare_connection_for_query_execution()
-        )
-        return con
+        return _orm_connection(orm_db)
     return _pooled(orm_db)
 
 
