@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import falcon.testing
 import pytest
 from pony.orm import db_session
 
-from db import BusyError, open_database
+from db import BusyError, Database, open_database
 from db.session import DRIVER_ERRORS, translate
 from service.app import create_app
 from service.config import Settings
 
 
-def test_second_writer_gives_up_after_the_timeout(db_path: Path) -> None:
-    """While one session holds the write lock, another writer fails with BusyError, not a hang."""
-    database = open_database(db_path, write_lock_timeout=0.3)
+@contextlib.contextmanager
+def writer_holding_the_lock(database: Database) -> Iterator[None]:
+    """Another thread writes "slow" and holds the write lock until the block ends."""
     holding = threading.Event()
     release = threading.Event()
 
@@ -32,6 +34,16 @@ def test_second_writer_gives_up_after_the_timeout(db_path: Path) -> None:
     thread.start()
     try:
         assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        thread.join(10)
+
+
+def test_second_writer_gives_up_after_the_timeout(db_path: Path) -> None:
+    """While one session holds the write lock, another writer fails with BusyError, not a hang."""
+    database = open_database(db_path, write_lock_timeout=0.3)
+    with writer_holding_the_lock(database):
         started = time.monotonic()
         with pytest.raises(DRIVER_ERRORS) as caught, db_session(immediate=True):
             database.store.put_metadata("fast", "2")
@@ -40,9 +52,6 @@ def test_second_writer_gives_up_after_the_timeout(db_path: Path) -> None:
         assert waited < 5  # bounded by the 0.3 s setting, not by the holder
         with db_session:  # readers are not blocked by the writer
             assert database.store.list_metadata(10, None).items == []
-    finally:
-        release.set()
-        thread.join(10)
     with db_session:
         assert [r.key for r in database.store.list_metadata(10, None).items] == ["slow"]
     with db_session(immediate=True):  # the lock works again afterwards
@@ -69,19 +78,7 @@ def test_token_lookup_of_a_writing_request_does_not_wait_for_the_write_lock(
     database = open_database(db_path, write_lock_timeout=3)
     app = create_app(Settings(database_path=db_path), database=database)
     client = falcon.testing.TestClient(app)
-    holding = threading.Event()
-    release = threading.Event()
-
-    def slow_writer() -> None:
-        with db_session(immediate=True):
-            database.store.put_metadata("slow", "1")
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=slow_writer)
-    thread.start()
-    try:
-        assert holding.wait(10)
+    with writer_holding_the_lock(database):
         started = time.monotonic()
         result = client.simulate_post(
             "/v1/conversations",
@@ -89,9 +86,6 @@ def test_token_lookup_of_a_writing_request_does_not_wait_for_the_write_lock(
             json={"title": "t", "members": []},
         )
         waited = time.monotonic() - started
-    finally:
-        release.set()
-        thread.join(10)
     assert result.status_code == 401
     assert waited < 1  # not the 3 s write-lock timeout (and not a 503)
     database.close()
