@@ -115,6 +115,7 @@
         ps.spectree
         ps.prometheus-client
         ps.orjson
+        ps.psycopg2 # psycopg2-binary on PyPI: the same module, built from source
       ];
 
       testDeps = ps: [

@@ -96,7 +96,7 @@ CREATE TRIGGER IF NOT EXISTS "messages_fts_update" AFTER UPDATE OF body ON "mess
 END;
 """
 
-# The service's connection pragmas (db/sqlite.py), in its order; bench notes
+# The service's connection pragmas (db/dialects/sqlite.py), in its order; bench notes
 # any drift. The first four are the ones the issue names.
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",

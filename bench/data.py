@@ -135,9 +135,9 @@ def pragma_drift() -> list[str]:
     from bench.baseline import PRAGMAS
 
     try:
-        from db.sqlite import connection_pragmas
+        from db.dialects.sqlite import connection_pragmas
     except ImportError:
-        return ["could not import db.sqlite.connection_pragmas to compare pragmas"]
+        return ["could not import db.dialects.sqlite.connection_pragmas to compare pragmas"]
 
     def norm(items: tuple[str, ...]) -> list[str]:
         return [" ".join(p.replace("=", " = ").split()).lower() for p in items]

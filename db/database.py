@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pony import orm
 
 from db import migrate as migrations_module
-from db import schemacheck, sqlite
+from db import schemacheck
+from db.dialects import sqlite, sqlite_schema
 from db.entities import define_entities
 from db.errors import SchemaMismatchError, StartupError
 from db.messaging import Messaging
@@ -39,9 +40,9 @@ def _bind(path: Path, synchronous: str) -> tuple[orm.Database, dict[str, Any]]:
     return orm_db, entities
 
 
-def expected_schema(orm_db: orm.Database) -> dict[str, sqlite.Table]:
+def expected_schema(orm_db: orm.Database) -> dict[str, sqlite_schema.Table]:
     """The schema Pony's own DDL creates for the mapped entities."""
-    return sqlite.schema_of_script(orm_db.schema.generate_create_script())
+    return sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
 
 
 def check_schema(orm_db: orm.Database, path: Path) -> None:
@@ -52,7 +53,7 @@ def check_schema(orm_db: orm.Database, path: Path) -> None:
         raise SchemaMismatchError(f"schema does not match the entities: {ex}") from ex
     con = sqlite.connect(path)
     try:
-        actual = sqlite.read_schema(con)
+        actual = sqlite_schema.read_schema(con)
     finally:
         con.close()
     problems = schemacheck.compare(expected_schema(orm_db), actual)

@@ -19,7 +19,7 @@ from typing import Any
 from pony import orm
 
 from db import migrate as migrate_module
-from db import sqlite
+from db.dialects import sqlite_schema
 from db.entities import define_entities
 from db.errors import MigrationError
 from db.schemadiff import Plan, Snapshot, diff
@@ -32,9 +32,11 @@ _TRACKING = {migrate_module.HISTORY_TABLE, migrate_module.LOG_TABLE}
 def _snapshot(
     con: sqlite3.Connection, column_sql: dict[tuple[str, str], str] | None = None
 ) -> Snapshot:
-    tables = {k: t for k, t in sqlite.read_schema(con).items() if k not in _TRACKING}
+    tables = {
+        k: t for k, t in sqlite_schema.read_schema(con).items() if k not in _TRACKING
+    }
     objects = tuple(
-        o for o in sqlite.schema_objects(con) if o.table.lower() not in _TRACKING
+        o for o in sqlite_schema.schema_objects(con) if o.table.lower() not in _TRACKING
     )
     return Snapshot(tables, objects, column_sql or {})
 
@@ -83,7 +85,7 @@ def entity_snapshot(define: DefineEntities, scratch: Path) -> Snapshot:
         raise MigrationError(f"the entities cannot be mapped: {ex}") from ex
     con = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        for statement in sqlite.split_statements(script):
+        for statement in sqlite_schema.split_statements(script):
             con.execute(statement)
         return _snapshot(con, column_sql)
     finally:

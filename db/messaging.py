@@ -24,6 +24,7 @@ from typing import Any
 from pony import orm
 
 from db import session
+from db.dialects.sqlite import from_stored, to_stored
 from db.errors import ConflictError, ForbiddenError, NotFoundError
 from db.records import (
     Caller,
@@ -35,7 +36,6 @@ from db.records import (
     SearchHit,
     UserRecord,
 )
-from db.sqlite import from_stored, to_stored
 
 log = logging.getLogger(__name__)
 

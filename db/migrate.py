@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from db import sqlite
+from db.dialects import sqlite, sqlite_schema
 from db.errors import MigrationError
 from db.records import AppliedMigration, SchemaState
 
@@ -66,7 +66,7 @@ class Migration:
     @property
     def statements(self) -> list[str]:
         """The file's statements, split the way SQLite reads them."""
-        return sqlite.split_statements(self.sql)
+        return sqlite_schema.split_statements(self.sql)
 
 
 def default_source() -> Traversable:
@@ -107,7 +107,7 @@ def read_migration(version: int, name: str, raw: bytes) -> Migration:
     if not statements:
         raise MigrationError(f"{name}: contains no SQL statement")
     for number, statement in enumerate(statements, 1):
-        keyword = sqlite.forbidden_statement(statement)
+        keyword = sqlite_schema.forbidden_statement(statement)
         if keyword:
             hint = (
                 "; declare '-- migrate: foreign_keys=off' in the header instead"
@@ -257,7 +257,7 @@ def _apply_one(con: sqlite3.Connection, migration: Migration) -> bool:
             return False
         _execute(con, migration)
         if migration.foreign_keys_off:
-            violations = sqlite.foreign_key_violations(con)
+            violations = sqlite_schema.foreign_key_violations(con)
             if violations:
                 shown = ", ".join(
                     f"{table} row {rowid} -> {parent}"
@@ -290,7 +290,7 @@ def _ensure_tracking(con: sqlite3.Connection) -> None:
     if _has_tracking(con):
         return
     foreign = [
-        t for t in sqlite.user_tables(con) if t not in (HISTORY_TABLE, LOG_TABLE)
+        t for t in sqlite_schema.user_tables(con) if t not in (HISTORY_TABLE, LOG_TABLE)
     ]
     if foreign:
         # Never guess what an untracked schema is: running 0001 on top of it
@@ -351,7 +351,7 @@ def migrate(
                     )
                 try:
                     if migration.foreign_keys_off:
-                        with sqlite.foreign_keys_disabled(con):
+                        with sqlite_schema.foreign_keys_disabled(con):
                             did = _apply_one(con, migration)
                     else:
                         did = _apply_one(con, migration)

@@ -8,10 +8,10 @@ unique indexes and foreign keys table by table.
 
 from __future__ import annotations
 
-from db import sqlite
+from db.dialects import sqlite_schema
 
 
-def _unique_sets(table: sqlite.Table) -> set[tuple[str, ...]]:
+def _unique_sets(table: sqlite_schema.Table) -> set[tuple[str, ...]]:
     return {
         tuple(c.lower() for c in index.columns)
         for index in table.indexes
@@ -19,14 +19,16 @@ def _unique_sets(table: sqlite.Table) -> set[tuple[str, ...]]:
     }
 
 
-def _foreign_keys(table: sqlite.Table) -> set[tuple[str, str, str, str]]:
+def _foreign_keys(table: sqlite_schema.Table) -> set[tuple[str, str, str, str]]:
     return {
         (fk.column.lower(), fk.table.lower(), (fk.to or "").lower(), fk.on_delete)
         for fk in table.foreign_keys
     }
 
 
-def compare_table(expected: sqlite.Table, actual: sqlite.Table) -> list[str]:
+def compare_table(
+    expected: sqlite_schema.Table, actual: sqlite_schema.Table
+) -> list[str]:
     """Differences that would make the entities misbehave, one line each."""
     problems: list[str] = []
     name = expected.name
@@ -78,7 +80,7 @@ def compare_table(expected: sqlite.Table, actual: sqlite.Table) -> list[str]:
 
 
 def compare(
-    expected: dict[str, sqlite.Table], actual: dict[str, sqlite.Table]
+    expected: dict[str, sqlite_schema.Table], actual: dict[str, sqlite_schema.Table]
 ) -> list[str]:
     """Every difference between the entities' schema and the database's."""
     problems: list[str] = []

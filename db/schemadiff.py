@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from db import sqlite
+from db.dialects import sqlite_schema
 from db.errors import MigrationError
 
-q = sqlite.quote_identifier
+q = sqlite_schema.quote_identifier
 
 # The copy of a new NOT NULL column without a default: NULL fails loudly on
 # a table that has rows (the runner rolls back), and is right on an empty one.
@@ -26,8 +26,8 @@ PLACEHOLDER = "NULL /* EDIT: value for the existing rows */"
 class Snapshot:
     """A schema: introspected tables plus the CREATE text of every object."""
 
-    tables: dict[str, sqlite.Table]
-    objects: tuple[sqlite.SchemaObject, ...]
+    tables: dict[str, sqlite_schema.Table]
+    objects: tuple[sqlite_schema.SchemaObject, ...]
     # The target's column definitions ('"c" TEXT NOT NULL'), for ADD COLUMN.
     column_sql: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -38,7 +38,7 @@ class Snapshot:
                 return obj.sql
         raise KeyError(key)
 
-    def indexes_of(self, key: str) -> list[sqlite.SchemaObject]:
+    def indexes_of(self, key: str) -> list[sqlite_schema.SchemaObject]:
         """The CREATE INDEX statements on the table keyed key."""
         return [o for o in self.objects if o.type == "index" and o.table.lower() == key]
 
@@ -89,7 +89,9 @@ def _columns(cols: tuple[str, ...]) -> str:
     return ", ".join(cols)
 
 
-def _unique_sets(table: sqlite.Table, origins: tuple[str, ...]) -> set[tuple[str, ...]]:
+def _unique_sets(
+    table: sqlite_schema.Table, origins: tuple[str, ...]
+) -> set[tuple[str, ...]]:
     return {
         tuple(c.lower() for c in index.columns)
         for index in table.indexes
@@ -97,7 +99,7 @@ def _unique_sets(table: sqlite.Table, origins: tuple[str, ...]) -> set[tuple[str
     }
 
 
-def _foreign_keys(table: sqlite.Table) -> dict[str, set[tuple[str, str, str]]]:
+def _foreign_keys(table: sqlite_schema.Table) -> dict[str, set[tuple[str, str, str]]]:
     by_column: dict[str, set[tuple[str, str, str]]] = {}
     for fk in table.foreign_keys:
         by_column.setdefault(fk.column.lower(), set()).add(
@@ -111,7 +113,7 @@ def _describe_fk(fks: set[tuple[str, str, str]]) -> str:
 
 
 def _column_details(
-    old: sqlite.Column, new: sqlite.Column
+    old: sqlite_schema.Column, new: sqlite_schema.Column
 ) -> tuple[list[str], list[str]]:
     """Changes ALTER TABLE cannot make to a kept column, and notes on its copy."""
     details: list[str] = []
@@ -141,7 +143,7 @@ def _column_details(
 
 
 def _add_blocker(
-    column: sqlite.Column, unique: set[tuple[str, ...]], has_fk: bool
+    column: sqlite_schema.Column, unique: set[tuple[str, ...]], has_fk: bool
 ) -> str | None:
     """Why ALTER TABLE ADD COLUMN cannot add column (None when it can)."""
     if column.pk:
@@ -150,14 +152,16 @@ def _add_blocker(
         return "UNIQUE"
     if column.notnull and column.default is None:
         return "NOT NULL without a DEFAULT"
-    if not sqlite.is_constant_default(column.default):
+    if not sqlite_schema.is_constant_default(column.default):
         return f"non-constant DEFAULT {column.default}"
     if has_fk and column.default is not None:
         return "foreign key with a DEFAULT"
     return None
 
 
-def _drop_blocker(table: sqlite.Table, column: sqlite.Column) -> str | None:
+def _drop_blocker(
+    table: sqlite_schema.Table, column: sqlite_schema.Column
+) -> str | None:
     """Why ALTER TABLE DROP COLUMN cannot drop column (None when it can)."""
     name = column.name.lower()
     if column.pk:
@@ -229,7 +233,7 @@ def _rebuild(
             f"INSERT INTO {q(temp)} ({', '.join(targets)})\n"
             f"  SELECT {', '.join(sources)}\n  FROM {q(old_t.name)}"
         )
-    if sqlite.has_autoincrement(create) and sqlite.has_autoincrement(
+    if sqlite_schema.has_autoincrement(create) and sqlite_schema.has_autoincrement(
         old.create_sql(key)
     ):
         statements.extend(_copy_sequence(old_t.name, temp))
@@ -341,8 +345,8 @@ def _alter_changes(
     old: Snapshot,
     new: Snapshot,
     key: str,
-    added: list[sqlite.Column],
-    dropped: list[sqlite.Column],
+    added: list[sqlite_schema.Column],
+    dropped: list[sqlite_schema.Column],
     rename: list[str],
 ) -> list[Change]:
     """Changes ALTER TABLE, CREATE INDEX and DROP INDEX can make in place."""

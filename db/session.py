@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from pony import orm
 from pony.orm import dbapiprovider
 
-from db import sqlite
+from db.dialects import sqlite
 from db.errors import BusyError, ConflictError
 
 # db_session objects only hold configuration (state is thread-local), so

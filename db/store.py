@@ -9,9 +9,9 @@ from typing import Any
 from pony import orm
 
 from db import session
+from db.dialects.sqlite import from_stored, to_stored
 from db.errors import NotFoundError
 from db.records import MetadataPage, MetadataRecord
-from db.sqlite import from_stored, to_stored
 
 
 class Store:

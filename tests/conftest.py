@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,36 @@ import pytest
 from db import Database, open_database
 from service.app import create_app
 from service.config import Settings
+from tests.pg import PostgresServer, find_bindir
+
+_database_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this test session (initdb + pg_ctl, free port).
+
+    Skips where Debian's postgresql package is missing, unless
+    SERVICE_REQUIRE_POSTGRES=1 (CI), which makes that a failure.
+    """
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (apt-get install postgresql)"
+        if os.environ.get("SERVICE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of an empty database of this test's own; dropped afterwards."""
+    name = f"test_{os.getpid()}_{next(_database_names)}"
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
 
 
 @pytest.fixture(scope="session")

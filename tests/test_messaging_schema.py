@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from db import sqlite as seam
+from db.dialects import sqlite as seam
+from db.dialects import sqlite_schema
 
 
 def _seed(con: sqlite3.Connection) -> None:
@@ -30,11 +31,11 @@ def test_fts_tables_exist_but_are_not_compared(con: sqlite3.Connection) -> None:
     """The FTS5 table and its shadow tables are left out of the compared schema."""
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     assert {"messages_fts", "messages_fts_data", "messages_fts_idx"} <= names
-    assert seam.virtual_tables(con) >= {"messages_fts", "messages_fts_data"}
-    schema = seam.read_schema(con)
+    assert sqlite_schema.virtual_tables(con) >= {"messages_fts", "messages_fts_data"}
+    schema = sqlite_schema.read_schema(con)
     assert "messages" in schema
     assert not any(key.startswith("messages_fts") for key in schema)
-    objects = seam.schema_objects(con)
+    objects = sqlite_schema.schema_objects(con)
     assert not any(
         o.name.startswith("messages_fts") and o.type == "table" for o in objects
     )

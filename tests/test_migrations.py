@@ -10,7 +10,8 @@ import pytest
 
 from db import MigrationError, open_database
 from db import migrate as m
-from db import sqlite as seam
+from db.dialects import sqlite as seam
+from db.dialects import sqlite_schema
 from tests.helpers import (
     LATEST,
     SHIPPED,
@@ -312,7 +313,7 @@ def test_foreign_keys_setting_is_restored_after_a_rebuild(tmp_path: Path) -> Non
     inside: list[int] = []
 
     def failing_rebuild() -> None:
-        with seam.foreign_keys_disabled(con):
+        with sqlite_schema.foreign_keys_disabled(con):
             inside.append(con.execute("PRAGMA foreign_keys").fetchone()[0])
             raise RuntimeError("boom")
 

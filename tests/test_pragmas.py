@@ -9,7 +9,7 @@ from typing import Any
 from pony.orm import db_session
 
 from db import Database
-from db import sqlite as seam
+from db.dialects import sqlite as seam
 from db.session import Session, connection
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pony.orm import db_session
 
 from db import Database
-from db.sqlite import from_stored, to_stored
+from db.dialects.sqlite import from_stored, to_stored
 from service.params import utc_iso
 
 PLUS_TWO = timezone(timedelta(hours=2))

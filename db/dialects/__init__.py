@@ -1,0 +1,1 @@
+"""Database engines: what differs between SQLite and PostgreSQL lives here."""

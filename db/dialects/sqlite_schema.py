@@ -1,0 +1,271 @@
+"""SQLite schema introspection and SQL text helpers for migrations.
+
+Statement splitting, the statements a migration must not contain, the
+foreign-key switch around rebuilds, and what PRAGMA table_xinfo,
+index_list and foreign_key_list say about each table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements, trigger bodies kept whole.
+
+    sqlite3.complete_statement() knows comments, quotes and BEGIN...END, so
+    pieces are joined at each ';' until SQLite says the statement is complete.
+    Comment-only remainders are dropped.
+    """
+    statements: list[str] = []
+    buffer = ""
+    for piece in sql.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if strip_comments(buffer).strip(" \t\r\n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if strip_comments(buffer).strip(" \t\r\n;"):
+        # complete_statement() never accepted it: unterminated quote or
+        # trigger; hand it to SQLite so the error names the real problem.
+        statements.append(buffer.rstrip(";").strip())
+    return statements
+
+
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def strip_comments(sql: str) -> str:
+    """Remove SQL comments (good enough for classifying a statement)."""
+    return _COMMENTS.sub(" ", sql)
+
+
+# Statements a migration file must not contain: each would break the
+# runner's transaction or cannot run inside one.
+_FORBIDDEN = re.compile(
+    r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE|VACUUM|"
+    r"PRAGMA\s+(\w+\.)?(foreign_keys|journal_mode|legacy_alter_table)\b)",
+    re.IGNORECASE,
+)
+
+
+def forbidden_statement(statement: str) -> str | None:
+    """Name the transaction-breaking keyword a statement starts with."""
+    match = _FORBIDDEN.match(strip_comments(statement))
+    return " ".join(match.group(0).split()).upper() if match else None
+
+
+@contextlib.contextmanager
+def foreign_keys_disabled(con: sqlite3.Connection) -> Iterator[None]:
+    """Switch foreign keys off around a table rebuild and restore them.
+
+    The PRAGMA is a no-op inside a transaction, so this must wrap BEGIN.
+    """
+    previous = con.execute("PRAGMA foreign_keys").fetchone()[0]
+    con.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        con.execute(f"PRAGMA foreign_keys = {'ON' if previous else 'OFF'}")
+
+
+def foreign_key_violations(con: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """Rows of PRAGMA foreign_key_check: (table, rowid, parent, fk index)."""
+    return [tuple(row) for row in con.execute("PRAGMA foreign_key_check")]
+
+
+def user_tables(con: sqlite3.Connection) -> list[str]:
+    """Names of the tables SQLite did not create for itself."""
+    return [
+        row[0]
+        for row in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+
+
+def virtual_tables(con: sqlite3.Connection) -> set[str]:
+    """Lower-cased names of virtual tables (FTS5 ...) and their shadow tables.
+
+    No entity can declare these (Pony has no virtual tables), so the schema
+    check and makemigration leave them out: otherwise the generator would
+    plan a DROP TABLE for a hand-written FTS index. PRAGMA table_list (SQLite
+    3.37+) says which tables are 'virtual' or 'shadow'; on an older SQLite
+    the shadow tables are taken to be those named after a virtual table plus
+    an underscore suffix, which is how FTS5, FTS3 and R*Tree name them.
+    """
+    try:
+        rows = con.execute("PRAGMA table_list").fetchall()
+    except sqlite3.DatabaseError:
+        rows = []
+    if rows:
+        return {
+            str(r[1]).lower()
+            for r in rows
+            if r[0] == "main" and r[2] in ("virtual", "shadow")
+        }
+    names = [
+        str(r[0]).lower()
+        for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+        )
+    ]
+    found = set(names)
+    for table in user_tables(con):
+        if any(table.lower().startswith(v + "_") for v in names):
+            found.add(table.lower())
+    return found
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column as PRAGMA table_xinfo reports it."""
+
+    name: str
+    type: str
+    notnull: bool
+    default: str | None
+    pk: int  # position in the primary key, 0 when not part of it
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """One column of a foreign key as PRAGMA foreign_key_list reports it."""
+
+    column: str
+    table: str
+    to: str
+    on_delete: str
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index as PRAGMA index_list/index_info report it."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+    origin: str  # 'c' CREATE INDEX, 'u' UNIQUE constraint, 'pk' primary key
+
+
+@dataclass(frozen=True)
+class Table:
+    """What SQLite knows about one table."""
+
+    name: str
+    columns: tuple[Column, ...]
+    indexes: tuple[Index, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+
+    def column(self, name: str) -> Column | None:
+        """The column called name, compared case-insensitively."""
+        for column in self.columns:
+            if column.name.lower() == name.lower():
+                return column
+        return None
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_schema(con: sqlite3.Connection) -> dict[str, Table]:
+    """Introspect every user table but virtual ones, keyed by lower-cased name."""
+    schema: dict[str, Table] = {}
+    virtual = virtual_tables(con)
+    for name in user_tables(con):
+        if name.lower() in virtual:
+            continue
+        quoted = _quote(name)
+        columns = tuple(
+            Column(r[1], " ".join(str(r[2]).upper().split()), bool(r[3]), r[4], r[5])
+            for r in con.execute(f"PRAGMA table_xinfo({quoted})")
+            if r[6] == 0  # hidden == 0: ordinary columns only
+        )
+        indexes = []
+        for _seq, index_name, unique, origin, _partial in con.execute(
+            f"PRAGMA index_list({quoted})"
+        ):
+            cols = tuple(
+                r[2] for r in con.execute(f"PRAGMA index_info({_quote(index_name)})")
+            )
+            indexes.append(Index(index_name, cols, bool(unique), origin))
+        foreign_keys = tuple(
+            ForeignKey(r[3], r[2], r[4], r[6].upper())
+            for r in con.execute(f"PRAGMA foreign_key_list({quoted})")
+        )
+        schema[name.lower()] = Table(
+            name, columns, tuple(sorted(indexes, key=lambda i: i.name)), foreign_keys
+        )
+    return schema
+
+
+def schema_of_script(script: str) -> dict[str, Table]:
+    """Introspect the schema a DDL script creates, on a scratch database."""
+    con = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for statement in split_statements(script):
+            con.execute(statement)
+        return read_schema(con)
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """One CREATE statement SQLite keeps in sqlite_master."""
+
+    type: str  # 'table', 'index', 'trigger' or 'view'
+    name: str
+    table: str  # the table an index or trigger belongs to
+    sql: str
+
+
+def schema_objects(con: sqlite3.Connection) -> list[SchemaObject]:
+    """User tables, indexes, triggers and views in creation order.
+
+    Automatic indexes (UNIQUE and PRIMARY KEY constraints) have no SQL of
+    their own and are left out; read_schema() reports them. So are virtual
+    tables and their shadow tables (see virtual_tables()); triggers that
+    keep them in step stay, so a rebuild recreates them.
+    """
+    virtual = virtual_tables(con)
+    return [
+        SchemaObject(row[0], row[1], row[2], row[3])
+        for row in con.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master "
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        )
+        if not (row[0] == "table" and str(row[1]).lower() in virtual)
+    ]
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a table, column or index name for SQL text."""
+    return _quote(name)
+
+
+# ALTER TABLE ADD COLUMN refuses these defaults ("non-constant default").
+_NON_CONSTANT_DEFAULT = re.compile(
+    r"^\s*(\(|CURRENT_TIME\b|CURRENT_DATE\b|CURRENT_TIMESTAMP\b)", re.I
+)
+
+
+def is_constant_default(default: str | None) -> bool:
+    """Whether ALTER TABLE ADD COLUMN accepts this DEFAULT expression."""
+    return default is None or not _NON_CONSTANT_DEFAULT.match(default)
+
+
+def has_autoincrement(create_table_sql: str) -> bool:
+    """Whether a CREATE TABLE statement declares an AUTOINCREMENT key."""
+    return (
+        re.search(r"\bAUTOINCREMENT\b", strip_comments(create_table_sql), re.I)
+        is not None
+    )

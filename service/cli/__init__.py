@@ -1,0 +1,92 @@
+"""Command line: serve, migrate, status, new, makemigration, check, backup, accept-checksum."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from db import StartupError
+from service import logs
+from service.cli.backup import cmd_backup
+from service.cli.common import EXIT_CONFIG, EXIT_FAILED
+from service.cli.migrations import (
+    cmd_accept_checksum,
+    cmd_check,
+    cmd_makemigration,
+    cmd_migrate,
+    cmd_new,
+    cmd_status,
+)
+from service.cli.serve import cmd_serve
+from service.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("service")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
+    commands.add_parser("migrate", help="apply pending migrations")
+    commands.add_parser(
+        "status", help="applied and pending migrations (exit 0 when clean)"
+    )
+    new = commands.add_parser("new", help="create the next migration file")
+    new.add_argument("name")
+    make = commands.add_parser(
+        "makemigration", help="write the next migration from the entities' changes"
+    )
+    make.add_argument("name", nargs="?", help="slug of the new file (NNNN_name.sql)")
+    make.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the entities need a migration (for CI)",
+    )
+    commands.add_parser("check", help="validate checksums and the entity mapping")
+    backup = commands.add_parser("backup", help="consistent copy of the live database")
+    backup.add_argument("path", type=Path)
+    accept = commands.add_parser(
+        "accept-checksum", help="accept an edited, applied file"
+    )
+    accept.add_argument("version", type=int)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, serve: Callable[[Settings], int] = cmd_serve
+) -> int:
+    """Run one command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as ex:
+        # Logging is not set up yet (its level may be the bad value): plain line.
+        print(f"configuration error: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(settings.log_level)
+    try:
+        match args.command:
+            case "serve":
+                return serve(settings)
+            case "migrate":
+                return cmd_migrate(settings)
+            case "status":
+                return cmd_status(settings)
+            case "new":
+                return cmd_new(settings, args.name)
+            case "makemigration":
+                return cmd_makemigration(settings, args.name, check=args.check)
+            case "check":
+                return cmd_check(settings)
+            case "backup":
+                return cmd_backup(settings, args.path)
+            case "accept-checksum":
+                return cmd_accept_checksum(settings, args.version)
+    except (StartupError, TimeoutError, OSError) as ex:
+        log.critical("%s failed: %s", args.command, ex, extra={"event": "failed"})
+        return EXIT_FAILED
+    raise AssertionError(args.command)  # argparse only allows the commands above
