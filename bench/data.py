@@ -137,7 +137,9 @@ def pragma_drift() -> list[str]:
     try:
         from db.dialects.sqlite import connection_pragmas
     except ImportError:
-        return ["could not import db.dialects.sqlite.connection_pragmas to compare pragmas"]
+        return [
+            "could not import db.dialects.sqlite.connection_pragmas to compare pragmas"
+        ]
 
     def norm(items: tuple[str, ...]) -> list[str]:
         return [" ".join(p.replace("=", " = ").split()).lower() for p in items]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
@@ -26,9 +27,57 @@ log = logging.getLogger(__name__)
 MigrateMode = Literal["apply", "verify", "off"]
 
 
-def _bind(path: Path, synchronous: str) -> tuple[orm.Database, dict[str, Any]]:
+class Connections:
+    """Every DB-API connection Pony opened for one Database, in any thread.
+
+    Pony keeps one connection per thread and no registry of them:
+    db.disconnect() closes only the calling thread's, and the others are
+    left to the garbage collector when their threads end (Python 3.13
+    warns about each). Recorded from an on_connect hook (public API), they
+    are all closed when the Database closes, after its threads stopped.
+    """
+
+    def __init__(self) -> None:
+        self._open: list[Any] = []
+        self._lock = threading.Lock()
+
+    def install(self, orm_db: orm.Database) -> None:
+        """Record each new connection of orm_db; call before bind()."""
+
+        @orm_db.on_connect
+        def _record(_db: Any, connection: Any) -> None:
+            with self._lock:
+                # Pony closes the connections it drops (after an error):
+                # forget those, or a long-running process would hoard them.
+                self._open = [c for c in self._open if not _is_closed(c)]
+                self._open.append(connection)
+
+    def close_all(self) -> None:
+        """Close every recorded connection (closing one twice is harmless)."""
+        with self._lock:
+            opened, self._open = self._open, []
+        for connection in opened:
+            connection.close()
+
+
+def _is_closed(connection: Any) -> bool:
+    closed = getattr(connection, "closed", None)  # psycopg2
+    if closed is not None:
+        return bool(closed)
+    try:
+        connection.total_changes  # noqa: B018 - sqlite3 raises once closed
+    except Exception:
+        return True
+    return False
+
+
+def _bind(
+    path: Path, synchronous: str, connections: Connections | None = None
+) -> tuple[orm.Database, dict[str, Any]]:
     orm_db = orm.Database()
     sqlite.install_pragmas(orm_db, synchronous)  # before bind(): see the reference
+    if connections is not None:
+        connections.install(orm_db)
     entities = define_entities(orm_db)
     # Absolute path: Pony resolves a relative one against the calling module.
     orm_db.bind(
@@ -36,6 +85,8 @@ def _bind(path: Path, synchronous: str) -> tuple[orm.Database, dict[str, Any]]:
         filename=str(path.resolve()),
         create_db=False,
         timeout=sqlite.BUSY_TIMEOUT_MS / 1000,
+        # Database.close() closes every thread's connection from its own thread.
+        check_same_thread=False,
     )
     return orm_db, entities
 
@@ -66,13 +117,15 @@ def check_schema(orm_db: orm.Database, path: Path) -> None:
 def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[str]:
     """Apply every migration to a scratch file and compare with the entities."""
     migrations_module.migrate(scratch, migrations)
-    orm_db, _ = _bind(scratch, "NORMAL")
+    connections = Connections()
+    orm_db, _ = _bind(scratch, "NORMAL", connections)
     try:
         check_schema(orm_db, scratch)
     except SchemaMismatchError as ex:
         return str(ex).split(": ", 1)[1].split("; ")
     finally:
         orm_db.disconnect()
+        connections.close_all()
     return []
 
 
@@ -86,6 +139,7 @@ class Database:
     migrations: list[Migration]
     write_lock: sqlite.BoundedLock
     messaging: Messaging
+    connections: Connections
 
     def on_write_lock_wait(self, observe: Callable[[float, bool], None]) -> None:
         """Call observe(seconds waited, acquired) on every write-lock acquisition."""
@@ -101,8 +155,9 @@ class Database:
             return self.state(self.store.applied_versions())
 
     def close(self) -> None:
-        """Close this thread's connection, then optimize and checkpoint the WAL."""
+        """Close every connection, then optimize and checkpoint the WAL."""
         self.orm.disconnect()
+        self.connections.close_all()
         busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
         log.info(
             "database closed",
@@ -142,8 +197,9 @@ def open_database(
         migrations_module.migrate(
             path, migrations, apply=migrate == "apply", synchronous=synchronous
         )
+    connections = Connections()
     try:
-        orm_db, entities = _bind(path, synchronous)
+        orm_db, entities = _bind(path, synchronous, connections)
     except Exception as ex:
         raise StartupError(f"cannot open {path}: {ex}") from ex
     check_schema(orm_db, path)
@@ -160,4 +216,5 @@ def open_database(
         migrations,
         write_lock,
         Messaging(orm_db),
+        connections,
     )
