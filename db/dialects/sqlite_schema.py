@@ -11,8 +11,14 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
+
+# The model the introspection fills, importable from here as before.
+from db.schema.model import Column as Column
+from db.schema.model import ForeignKey as ForeignKey
+from db.schema.model import Index as Index
+from db.schema.model import SchemaObject as SchemaObject
+from db.schema.model import Table as Table
 
 
 def split_statements(sql: str) -> list[str]:
@@ -124,54 +130,6 @@ def virtual_tables(con: sqlite3.Connection) -> set[str]:
     return found
 
 
-@dataclass(frozen=True)
-class Column:
-    """A column as PRAGMA table_xinfo reports it."""
-
-    name: str
-    type: str
-    notnull: bool
-    default: str | None
-    pk: int  # position in the primary key, 0 when not part of it
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    """One column of a foreign key as PRAGMA foreign_key_list reports it."""
-
-    column: str
-    table: str
-    to: str
-    on_delete: str
-
-
-@dataclass(frozen=True)
-class Index:
-    """An index as PRAGMA index_list/index_info report it."""
-
-    name: str
-    columns: tuple[str, ...]
-    unique: bool
-    origin: str  # 'c' CREATE INDEX, 'u' UNIQUE constraint, 'pk' primary key
-
-
-@dataclass(frozen=True)
-class Table:
-    """What SQLite knows about one table."""
-
-    name: str
-    columns: tuple[Column, ...]
-    indexes: tuple[Index, ...]
-    foreign_keys: tuple[ForeignKey, ...]
-
-    def column(self, name: str) -> Column | None:
-        """The column called name, compared case-insensitively."""
-        for column in self.columns:
-            if column.name.lower() == name.lower():
-                return column
-        return None
-
-
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -216,16 +174,6 @@ def schema_of_script(script: str) -> dict[str, Table]:
         return read_schema(con)
     finally:
         con.close()
-
-
-@dataclass(frozen=True)
-class SchemaObject:
-    """One CREATE statement SQLite keeps in sqlite_master."""
-
-    type: str  # 'table', 'index', 'trigger' or 'view'
-    name: str
-    table: str  # the table an index or trigger belongs to
-    sql: str
 
 
 def schema_objects(con: sqlite3.Connection) -> list[SchemaObject]:
