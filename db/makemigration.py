@@ -8,37 +8,18 @@ the live database.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import tempfile
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from pony import orm
 
 from db import migrate as migrate_module
-from db.dialects import sqlite_schema
 from db.entities import define_entities
 from db.errors import MigrationError
-from db.schemadiff import Plan, Snapshot, diff
-
-DefineEntities = Callable[[orm.Database], Any]
-
-_TRACKING = {migrate_module.HISTORY_TABLE, migrate_module.LOG_TABLE}
-
-
-def _snapshot(
-    con: sqlite3.Connection, column_sql: dict[tuple[str, str], str] | None = None
-) -> Snapshot:
-    tables = {
-        k: t for k, t in sqlite_schema.read_schema(con).items() if k not in _TRACKING
-    }
-    objects = tuple(
-        o for o in sqlite_schema.schema_objects(con) if o.table.lower() not in _TRACKING
-    )
-    return Snapshot(tables, objects, column_sql or {})
+from db.schema.diff import Plan, Snapshot
+from db.schema.diff_sqlite import diff
+from db.schema.expected import entity_snapshot_sqlite, snapshot_sqlite
+from db.schema.pony_ddl import DefineEntities
 
 
 def migrated_snapshot(
@@ -46,50 +27,17 @@ def migrated_snapshot(
 ) -> Snapshot:
     """The schema the migration files produce, built by the runner itself."""
     path = scratch / "migrated.sqlite3"
-    # "applied migration ..." about a scratch file would read as the live one.
-    runner_log = migrate_module.log
-    level = runner_log.level
-    runner_log.setLevel(max(level, logging.WARNING))
-    try:
-        migrate_module.migrate(path, migrations)
-    finally:
-        runner_log.setLevel(level)
+    migrate_module.migrate(path, migrations, announce=False)
     con = sqlite3.connect(path)
     try:
-        return _snapshot(con)
+        return snapshot_sqlite(con)
     finally:
         con.close()
 
 
 def entity_snapshot(define: DefineEntities, scratch: Path) -> Snapshot:
     """The schema Pony's own DDL creates for the entities define declares."""
-    orm_db = orm.Database()
-    try:
-        define(orm_db)
-        orm_db.bind(
-            provider="sqlite",
-            filename=str((scratch / "entities.sqlite3").resolve()),
-            create_db=True,
-        )
-        try:
-            orm_db.generate_mapping(create_tables=False, check_tables=False)
-            script = orm_db.schema.generate_create_script()
-            column_sql = {
-                (table.name.lower(), column.name.lower()): column.get_sql()
-                for table in orm_db.schema.tables.values()
-                for column in table.column_list
-            }
-        finally:
-            orm_db.disconnect()
-    except orm.core.OrmError as ex:
-        raise MigrationError(f"the entities cannot be mapped: {ex}") from ex
-    con = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        for statement in sqlite_schema.split_statements(script):
-            con.execute(statement)
-        return _snapshot(con, column_sql)
-    finally:
-        con.close()
+    return entity_snapshot_sqlite(define, scratch)
 
 
 def plan_migration(folder: Path, define: DefineEntities = define_entities) -> Plan:
