@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from db.errors import MigrationError
+from db.migrations import sqltext
 from db.migrations.files import Migration
 from db.migrations.sqltext import Dialect
 from db.records import AppliedMigration
@@ -100,6 +101,10 @@ class Backend(Protocol):
         """The history without writing or locking ({} before the first run)."""
         ...
 
+    def untracked_tables(self) -> list[str]:
+        """Without writing: the tables of a database that has no history table."""
+        ...
+
     def steps(self, migration: Migration) -> list[str]:
         """What the runner executes for one file, in order, for `migrate --plan`."""
         ...
@@ -119,6 +124,10 @@ def backend_for(target: DatabaseTarget | Path, synchronous: str = "NORMAL") -> B
 
 
 def statements_shown(migration: Migration) -> Iterator[str]:
-    """The file's statements, numbered, for the plan."""
+    """The file's statements, numbered, leading comments left out, for the plan."""
     for number, statement in enumerate(migration.statements, 1):
-        yield f"[{number}] {statement}"
+        tokens = sqltext.tokenize(statement, migration.dialect)
+        while tokens and tokens[0].kind in ("space", "comment"):
+            tokens.pop(0)
+        text = "".join(t.text for t in tokens).strip().removesuffix(";").rstrip()
+        yield f"[{number}] {text}"

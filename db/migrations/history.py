@@ -63,3 +63,13 @@ def check_history(
             applied[version].name,
         )
     return current
+
+
+def untracked_error(tables: list[str]) -> MigrationError:
+    """The refusal for a database these migrations did not create."""
+    return MigrationError(
+        "database has tables but no migration history "
+        f"({', '.join(tables[:5])}); it was not created by these migrations: "
+        "if its schema is what files 1..N create, adopt it with "
+        "`python -m service baseline N`"
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from db.errors import MigrationError
 from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
-from db.migrations.history import check_history, checksums, state
+from db.migrations.history import check_history, checksums, state, untracked_error
 from db.records import SchemaState
 from db.target import DatabaseTarget
 
@@ -28,16 +28,6 @@ def _backend(target: DatabaseTarget | Path | Backend, synchronous: str) -> Backe
     if isinstance(target, DatabaseTarget | Path):
         return backend_for(target, synchronous)
     return target
-
-
-def untracked_error(tables: list[str]) -> MigrationError:
-    """The refusal for a database these migrations did not create."""
-    return MigrationError(
-        "database has tables but no migration history "
-        f"({', '.join(tables[:5])}); it was not created by these migrations: "
-        "if its schema is what files 1..N create, adopt it with "
-        "`python -m service baseline N`"
-    )
 
 
 def migrate(

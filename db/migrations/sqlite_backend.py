@@ -253,15 +253,28 @@ class SqliteBackend:
             finally:
                 con.close()
 
+    @contextlib.contextmanager
+    def _read_only(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
     def read_history(self) -> dict[int, AppliedMigration]:
         """Read the history read-only ({} when the file does not exist)."""
         if not self.path.exists():
             return {}
-        con = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
-        try:
+        with self._read_only() as con:
             return _read_history(con)
-        finally:
-            con.close()
+
+    def untracked_tables(self) -> list[str]:
+        """The tables of a file that has no history table, read-only."""
+        if not self.path.exists():
+            return []
+        with self._read_only() as con:
+            session = SqliteSession(con)
+            return [] if session.has_tracking() else session.user_tables()
 
     def steps(self, migration: Migration) -> list[str]:
         """The runner's statements around the file's own."""

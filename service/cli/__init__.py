@@ -31,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
-    commands.add_parser("migrate", help="apply pending migrations")
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the pending files, their statements and header modes; run "
+        "nothing (exit 3 when something is pending)",
+    )
     commands.add_parser(
         "status", help="applied and pending migrations (exit 0 when clean)"
     )
@@ -73,7 +79,7 @@ def main(
             case "serve":
                 return serve(settings)
             case "migrate":
-                return cmd_migrate(settings)
+                return cmd_migrate(settings, show_plan=args.plan)
             case "status":
                 return cmd_status(settings)
             case "new":

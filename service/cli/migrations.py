@@ -9,6 +9,7 @@ from pathlib import Path
 from db import makemigration
 from db import migrate as migrations
 from db.database import entity_schema_problems
+from db.migrations import plan
 from service.cli.common import (
     EXIT_CONFIG,
     EXIT_EDITED,
@@ -20,8 +21,20 @@ from service.cli.common import (
 from service.config import Settings
 
 
-def cmd_migrate(settings: Settings) -> int:
+def cmd_plan(settings: Settings) -> int:
+    """Print what `migrate` would run, touching nothing; exit 3 when something is pending."""
+    run_plan, backend = plan.make_plan(settings.target, found_migrations(settings))
+    for line in run_plan.lines(backend):
+        print(line)
+    if run_plan.refusal:
+        return EXIT_FAILED
+    return EXIT_PENDING if run_plan.pending else EXIT_OK
+
+
+def cmd_migrate(settings: Settings, *, show_plan: bool = False) -> int:
     """Apply pending migrations and print what was applied."""
+    if show_plan:
+        return cmd_plan(settings)
     found = found_migrations(settings)
     before = migrations.inspect(settings.database_path, found)
     after = migrations.migrate(

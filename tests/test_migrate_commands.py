@@ -1,0 +1,116 @@
+"""The migration commands as a user runs them: plan, baseline, status, check."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from db import migrate as m
+from tests.helpers import LATEST, copy_migrations, run_cli, service_env
+
+V2, V3 = LATEST + 1, LATEST + 2
+P2, P3 = f"{V2:04d}", f"{V3:04d}"
+
+REBUILD = (
+    "-- migrate: foreign_keys=off destructive\n"
+    "-- drop app_metadata.value's NOT NULL\n"
+    'CREATE TABLE "new_app_metadata" (\n'
+    '  "key" TEXT NOT NULL PRIMARY KEY,\n'
+    '  "value" TEXT,\n'
+    '  "updated_at" DATETIME NOT NULL\n'
+    ");\n"
+    'INSERT INTO "new_app_metadata" SELECT * FROM "app_metadata";\n'
+    'DROP TABLE "app_metadata";\n'
+    'ALTER TABLE "new_app_metadata" RENAME TO "app_metadata";\n'
+)
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def with_rows(path: Path) -> None:
+    """Put a few rows into a migrated database."""
+    con = sqlite3.connect(path)
+    with con:
+        con.executemany(
+            "INSERT INTO app_metadata VALUES (?, ?, '2026-01-01 00:00:00')",
+            [("a", "1"), ("b", "2")],
+        )
+    con.close()
+
+
+def test_plan_lists_pending_files_and_touches_nothing(tmp_path: Path) -> None:
+    """migrate --plan prints files, header modes and every statement; exit 3; no change."""
+    folder = copy_migrations(tmp_path / "mig")
+    path = tmp_path / "db.sqlite3"
+    m.migrate(path, m.discover(folder))
+    with_rows(path)
+    (folder / f"{P2}_nullable_value.sql").write_text(REBUILD)
+    (folder / f"{P3}_tags.sql").write_text(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\n"
+    )
+    env = service_env(path, migrations_path=folder)
+    before = digest(path)
+
+    result = run_cli("migrate", "--plan", env=env)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    out = result.stdout
+    assert f"schema version {LATEST}" in out
+    assert "2 pending migration(s)" in out
+    assert f"{P2}_nullable_value.sql  [header: foreign_keys=off, destructive]" in out
+    assert out.index(f"{P2}_nullable_value.sql") < out.index(f"{P3}_tags.sql")
+    steps = [line.strip() for line in out.splitlines()]
+    rebuild = steps[
+        steps.index("PRAGMA foreign_keys = OFF  -- outside the transaction") :
+    ]
+    assert rebuild[:2] == [
+        "PRAGMA foreign_keys = OFF  -- outside the transaction",
+        "BEGIN IMMEDIATE",
+    ]
+    assert '[1] CREATE TABLE "new_app_metadata" (' in steps
+    assert '[4] ALTER TABLE "new_app_metadata" RENAME TO "app_metadata"' in steps
+    assert "PRAGMA foreign_key_check  -- any violation rolls back" in steps
+    assert "[1] CREATE TABLE tags (id INTEGER PRIMARY KEY)" in steps
+    assert digest(path) == before
+    assert m.inspect(path, m.discover(folder)).pending == [V2, V3]
+
+    assert run_cli("migrate", env=env).returncode == 0
+    done = run_cli("migrate", "--plan", env=env)
+    assert done.returncode == 0
+    assert "nothing pending" in done.stdout
+    con = sqlite3.connect(path)
+    assert con.execute(
+        "SELECT key, value FROM app_metadata ORDER BY key"
+    ).fetchall() == [
+        ("a", "1"),
+        ("b", "2"),
+    ]
+    con.close()
+
+
+def test_plan_on_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    """migrate --plan before the first start lists every file and leaves no file behind."""
+    path = tmp_path / "absent" / "db.sqlite3"
+    result = run_cli("migrate", "--plan", env=service_env(path))
+    assert result.returncode == 3
+    assert "nothing applied yet" in result.stdout
+    assert f"{LATEST} pending migration(s)" in result.stdout
+    assert not path.parent.exists()
+
+
+def test_plan_says_why_migrate_would_refuse(tmp_path: Path) -> None:
+    """An edited applied file: --plan names the refusal and exits 1."""
+    folder = copy_migrations(
+        tmp_path / "mig", {f"{P2}_t.sql": "CREATE TABLE t (id INTEGER);\n"}
+    )
+    path = tmp_path / "db.sqlite3"
+    m.migrate(path, m.discover(folder))
+    (folder / f"{P2}_t.sql").write_text("CREATE TABLE t (id INTEGER, x TEXT);\n")
+    result = run_cli("migrate", "--plan", env=service_env(path, migrations_path=folder))
+    assert result.returncode == 1
+    assert "migrate would refuse:" in result.stdout
+    assert "was edited after it was applied" in result.stdout
