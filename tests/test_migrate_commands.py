@@ -114,3 +114,114 @@ def test_plan_says_why_migrate_would_refuse(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "migrate would refuse:" in result.stdout
     assert "was edited after it was applied" in result.stdout
+
+
+def hand_made(path: Path, folder: Path, upto: int) -> None:
+    """A database made without the runner: files 1..upto run by hand, then rows."""
+    con = sqlite3.connect(path)
+    for file in sorted(folder.glob("*.sql"))[:upto]:
+        con.executescript(file.read_text())
+    con.close()
+    with_rows(path)
+
+
+def test_baseline_adopts_a_matching_database_and_keeps_its_rows(tmp_path: Path) -> None:
+    """baseline N records files 1..N when the schema matches; migrate then applies the rest."""
+    folder = copy_migrations(tmp_path / "mig")
+    path = tmp_path / "db.sqlite3"
+    hand_made(path, folder, LATEST)
+    (folder / f"{P2}_tags.sql").write_text(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);\n"
+    )
+    env = service_env(path, migrations_path=folder)
+    refused = run_cli("migrate", env=env)
+    assert refused.returncode == 1
+    assert "python -m service baseline N" in refused.stderr
+
+    adopted = run_cli("baseline", str(LATEST), env=env)
+
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert f"baselined {LATEST} version(s)" in adopted.stdout
+    con = sqlite3.connect(path)
+    assert con.execute(
+        "SELECT version, how FROM schema_migrations ORDER BY version"
+    ).fetchall() == [(v, "baselined") for v in range(1, LATEST + 1)]
+    assert con.execute(
+        "SELECT DISTINCT action FROM schema_migrations_log"
+    ).fetchall() == [("baseline",)]
+    con.close()
+    assert m.inspect(path, m.discover(folder)).pending == [V2]
+    assert run_cli("migrate", env=env).returncode == 0
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT count(*) FROM app_metadata").fetchone() == (2,)
+    assert con.execute(
+        "SELECT how FROM schema_migrations WHERE version = ?", (V2,)
+    ).fetchone() == ("applied",)
+    con.close()
+
+
+def test_baseline_refuses_a_different_schema_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """A schema that differs is named table and column, and no history is written."""
+    folder = copy_migrations(tmp_path / "mig")
+    path = tmp_path / "db.sqlite3"
+    hand_made(path, folder, LATEST)
+    con = sqlite3.connect(path)
+    con.executescript(
+        "ALTER TABLE users ADD COLUMN nickname TEXT;\n"
+        "DROP INDEX ix_messages_author;\n"
+        "DROP TRIGGER messages_fts_update;\n"
+    )
+    con.close()
+    before = digest(path)
+
+    result = run_cli(
+        "baseline", str(LATEST), env=service_env(path, migrations_path=folder)
+    )
+
+    assert result.returncode == 1
+    assert "nothing recorded" in result.stderr
+    assert "users.nickname: column in the database, not from the files" in result.stderr
+    assert (
+        "messages: index ix_messages_author (author_id) from the files, missing"
+        in result.stderr
+    )
+    assert "trigger messages_fts_update: created by the files, missing" in result.stderr
+    assert digest(path) == before
+    con = sqlite3.connect(path)
+    assert ("schema_migrations",) not in con.execute(
+        "SELECT name FROM sqlite_master"
+    ).fetchall()
+    con.close()
+
+
+def test_baseline_compares_types_nullability_and_keys(tmp_path: Path) -> None:
+    """Pony's own create_tables DDL leaves app_metadata.key nullable: baseline 1 says so."""
+    path = tmp_path / "db.sqlite3"
+    con = sqlite3.connect(path)
+    con.executescript(
+        'CREATE TABLE "app_metadata" ("key" TEXT PRIMARY KEY, "value" TEXT NOT NULL, '
+        '"updated_at" TIMESTAMP NOT NULL);'
+    )
+    con.close()
+    with_rows(path)
+    result = run_cli("baseline", "1", env=service_env(path))
+    assert result.returncode == 1
+    assert (
+        "app_metadata.key: NOT NULL from the files, nullable in the database"
+        in result.stderr
+    )
+    assert (
+        "app_metadata.updated_at: type DATETIME from the files, TIMESTAMP in the database"
+        in result.stderr
+    )
+
+
+def test_baseline_refuses_a_database_with_history(tmp_path: Path) -> None:
+    """A database the runner already migrated is not baselined again."""
+    path = tmp_path / "db.sqlite3"
+    m.migrate(path, m.discover())
+    result = run_cli("baseline", "1", env=service_env(path))
+    assert result.returncode == 1
+    assert "already has a migration history" in result.stderr

@@ -23,6 +23,7 @@ from db.migrations import sqltext
 from db.migrations.files import Migration
 from db.migrations.sqltext import Dialect
 from db.records import AppliedMigration
+from db.schema.model import FullSchema
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
 HISTORY_TABLE = "schema_migrations"
@@ -83,6 +84,10 @@ class Session(Protocol):
         """Write one audit row in its own small transaction."""
         ...
 
+    def full_schema(self) -> FullSchema:
+        """The schema, tracking tables left out, for a deep comparison."""
+        ...
+
 
 class Backend(Protocol):
     """One engine's rules for a migration run."""
@@ -103,6 +108,10 @@ class Backend(Protocol):
 
     def untracked_tables(self) -> list[str]:
         """Without writing: the tables of a database that has no history table."""
+        ...
+
+    def read_full_schema(self) -> FullSchema:
+        """Without writing or locking: the schema, tracking tables left out."""
         ...
 
     def steps(self, migration: Migration) -> list[str]:

@@ -28,6 +28,7 @@ from db.migrations.backend import (
 from db.migrations.files import Migration
 from db.migrations.sqltext import Dialect
 from db.records import AppliedMigration
+from db.schema.model import FullSchema
 
 _TRACKING_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
@@ -190,6 +191,10 @@ class SqliteSession:
                 )
                 self._insert_log(m.version, action, detail)
 
+    def full_schema(self) -> FullSchema:
+        """Tables, views, triggers and virtual tables, tracking tables left out."""
+        return sqlite_schema.full_schema(self._con, TRACKING_TABLES)
+
     def set_checksum(self, version: int, checksum: str, detail: str) -> None:
         """Store a new checksum for an applied version, audited."""
         with _write(self._con):
@@ -275,6 +280,11 @@ class SqliteBackend:
         with self._read_only() as con:
             session = SqliteSession(con)
             return [] if session.has_tracking() else session.user_tables()
+
+    def read_full_schema(self) -> FullSchema:
+        """The schema, read-only."""
+        with self._read_only() as con:
+            return sqlite_schema.full_schema(con, TRACKING_TABLES)
 
     def steps(self, migration: Migration) -> list[str]:
         """The runner's statements around the file's own."""

@@ -50,6 +50,7 @@ class Table:
     columns: tuple[Column, ...]
     indexes: tuple[Index, ...]
     foreign_keys: tuple[ForeignKey, ...]
+    autoincrement: bool = False  # SQLite's AUTOINCREMENT: ids are never reused
 
     def column(self, name: str) -> Column | None:
         """The column called name, compared case-insensitively."""
@@ -70,3 +71,15 @@ class SchemaObject:
 
 
 Schema = dict[str, Table]  # keyed by lower-cased table name
+
+
+@dataclass(frozen=True)
+class FullSchema:
+    """Everything two databases must share to count as the same schema.
+
+    The tables, plus the objects no entity describes (views, triggers,
+    virtual tables, generated columns) by name, as SQL text.
+    """
+
+    tables: Schema
+    others: dict[str, SchemaObject]

@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, status, new, makemigration, check, backup, accept-checksum."""
+"""Command line: serve, migrate, status, new, makemigration, check, baseline, backup, accept-checksum."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from service.cli.backup import cmd_backup
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
 from service.cli.migrations import (
     cmd_accept_checksum,
+    cmd_baseline,
     cmd_check,
     cmd_makemigration,
     cmd_migrate,
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate checksums and the entity mapping")
     backup = commands.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("path", type=Path)
+    adopt = commands.add_parser(
+        "baseline",
+        help="adopt a database these migrations did not create: record files "
+        "1..VERSION as applied if its schema is what they create",
+    )
+    adopt.add_argument("version", type=int)
     accept = commands.add_parser(
         "accept-checksum", help="accept an edited, applied file"
     )
@@ -90,6 +97,8 @@ def main(
                 return cmd_check(settings)
             case "backup":
                 return cmd_backup(settings, args.path)
+            case "baseline":
+                return cmd_baseline(settings, args.version)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
     except (StartupError, TimeoutError, OSError) as ex:

@@ -9,7 +9,7 @@ from pathlib import Path
 from db import makemigration
 from db import migrate as migrations
 from db.database import entity_schema_problems
-from db.migrations import plan
+from db.migrations import baseline, plan
 from service.cli.common import (
     EXIT_CONFIG,
     EXIT_EDITED,
@@ -139,6 +139,17 @@ def cmd_check(settings: Settings) -> int:
         else f"ok: {len(found)} migration(s) match the entities"
     )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_baseline(settings: Settings, version: int) -> int:
+    """Adopt a database these migrations did not create, if its schema matches."""
+    recorded = baseline.baseline(settings.target, found_migrations(settings), version)
+    print(
+        f"baselined {len(recorded)} version(s) on {settings.target.describe()}: "
+        f"{', '.join(m.name for m in recorded)}; its schema is what they create. "
+        "`migrate` applies the files after them."
+    )
+    return EXIT_OK
 
 
 def cmd_accept_checksum(settings: Settings, version: int) -> int:
