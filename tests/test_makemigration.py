@@ -21,6 +21,9 @@ from db import MigrationError
 from db.database import check_schema
 from db.makemigration import plan_migration, render, write_migration
 from db.migrate import discover, migrate
+from db.migrations import lint
+from db.migrations.scratch import scratch_like
+from db.target import SqliteTarget
 from tests.helpers import LATEST, MIGRATIONS, copy_migrations, run_cli, service_env
 
 Define = Callable[[orm.Database], Any]
@@ -245,6 +248,7 @@ CASES = [
     Case(
         "type",
         ('CREATE TABLE "new_books"', 'column "pages": type TEXT -> INTEGER'),
+        destructive=True,
         check=_pages_became_integers,
     ),
     Case(
@@ -303,6 +307,39 @@ def test_generated_migration_applies_and_keeps_the_data(
     if case.check:
         case.check(project)
     assert plan_migration(project.folder, define).changes == ()
+
+
+@pytest.mark.parametrize("change", ["drop_column", "type", "drop_entity"])
+def test_destructive_output_needs_a_human_to_opt_in(
+    project: Project, change: str
+) -> None:
+    """A destructive file carries the destructive header commented out; the lint refuses it until a human enables it."""
+    _, path = write_migration(project.folder, change, entities(change))
+    assert path is not None
+    text = path.read_text()
+    assert "\n-- -- migrate: destructive\n" in text
+    version = int(path.name[:4])
+
+    def lint_findings() -> list[lint.Finding]:
+        with scratch_like(SqliteTarget(project.db_path)) as scratch:
+            return lint.lint(discover(project.folder), {version}, scratch)
+
+    assert lint_findings()
+    assert not any(f.acknowledged for f in lint_findings())
+    path.write_text(
+        text.replace("\n-- -- migrate: destructive\n", "\n-- migrate: destructive\n")
+    )
+    assert all(f.acknowledged for f in lint_findings())
+    project.apply()
+
+
+def test_safe_output_has_no_destructive_header(project: Project) -> None:
+    """A file that only adds things says nothing about destructive, and the lint passes it."""
+    _, path = write_migration(project.folder, "bio", entities("optional_column"))
+    assert path is not None
+    assert "destructive" not in path.read_text()
+    with scratch_like(SqliteTarget(project.db_path)) as scratch:
+        assert lint.lint(discover(project.folder), {2}, scratch) == []
 
 
 def test_required_column_without_default_waits_for_a_human(project: Project) -> None:

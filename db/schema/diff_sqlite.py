@@ -18,6 +18,7 @@ from db.schema.diff import (
     column_details,
     columns_text,
     describe_fk,
+    destructive_lines,
     dropped_table_hint,
     foreign_keys,
     rename_hint,
@@ -132,10 +133,7 @@ def _table_changes(old: Snapshot, new: Snapshot, key: str) -> list[Change]:
         return [
             replace(
                 change,
-                destructive=tuple(
-                    f"drops column {q(new_t.name)}.{q(c.name)} and its data"
-                    for c in dropped
-                ),
+                destructive=destructive_lines(old_t, new_t),
                 edits=change.edits + tuple(rename),
             )
         ]

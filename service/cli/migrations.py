@@ -9,7 +9,8 @@ from pathlib import Path
 from db import makemigration
 from db import migrate as migrations
 from db.database import entity_schema_problems
-from db.migrations import baseline, plan
+from db.migrations import baseline, lint, plan
+from db.migrations.scratch import scratch_like
 from service.cli.common import (
     EXIT_CONFIG,
     EXIT_EDITED,
@@ -121,6 +122,7 @@ def cmd_check(settings: Settings) -> int:
     """Validate checksums and the entity mapping without serving."""
     found = found_migrations(settings)
     failed = False
+    pending = {m.version for m in found}
     if settings.database_path.exists():
         state = migrations.inspect(settings.database_path, found)
         for version in state.edited:
@@ -128,6 +130,12 @@ def cmd_check(settings: Settings) -> int:
             failed = True
         if state.pending:
             print(f"pending on {settings.database_path}: {state.pending}")
+        pending = set(state.pending)
+    with scratch_like(settings.target) as scratch:
+        findings = lint.lint(found, pending, scratch)
+    for finding in findings:
+        print(f"destructive: {finding}")
+        failed = failed or not finding.acknowledged
     with tempfile.TemporaryDirectory() as scratch:
         problems = entity_schema_problems(found, Path(scratch) / "check.sqlite3")
     for problem in problems:
