@@ -225,3 +225,123 @@ def test_baseline_refuses_a_database_with_history(tmp_path: Path) -> None:
     result = run_cli("baseline", "1", env=service_env(path))
     assert result.returncode == 1
     assert "already has a migration history" in result.stderr
+
+
+def critical(stderr: str) -> list[str]:
+    """The CRITICAL log lines of a command's stderr."""
+    return [line for line in stderr.splitlines() if '"CRITICAL"' in line]
+
+
+def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
+    """A table no entity declares fails both check and makemigration --check; the shipped files pass both."""
+    shipped = service_env(tmp_path / "clean.sqlite3")
+    assert run_cli("check", env=shipped).returncode == 0
+    assert run_cli("makemigration", "--check", env=shipped).returncode == 0
+    folder = copy_migrations(
+        tmp_path / "mig",
+        {f"{P2}_legacy.sql": "CREATE TABLE legacy (id INTEGER PRIMARY KEY);\n"},
+    )
+    env = service_env(tmp_path / "db.sqlite3", migrations_path=folder)
+    check = run_cli("check", env=env)
+    make = run_cli("makemigration", "--check", env=env)
+    assert check.returncode == make.returncode == 1
+    assert 'drop table "legacy"' in check.stdout
+    assert 'drop table "legacy"' in make.stdout
+
+
+def test_check_does_not_report_the_scratch_database(tmp_path: Path) -> None:
+    """check prints no 'applied migration' lines and creates no database."""
+    path = tmp_path / "live.sqlite3"
+    result = run_cli("check", env=service_env(path))
+    assert result.returncode == 0, result.stdout
+    assert "applied migration" not in result.stdout + result.stderr
+    assert not path.exists()
+
+
+def test_comment_only_file_is_pending_without_sql(tmp_path: Path) -> None:
+    """A file made by `new`: status says 'pending, no SQL yet'; migrate, serve and check refuse in one line."""
+    folder = copy_migrations(tmp_path / "mig")
+    path = tmp_path / "db.sqlite3"
+    m.migrate(path, m.discover(folder))
+    with_rows(path)
+    env = service_env(path, migrations_path=folder)
+    assert run_cli("new", "add widgets", env=env).returncode == 0
+    name = f"{P2}_add_widgets.sql"
+
+    status = run_cli("status", env=env)
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert f"{P2}  pending, no SQL yet  {name}" in status.stdout
+    refusal = f"{name} has no SQL yet (only comments): write its statements, or delete the file"
+    for command in ("migrate", "serve"):
+        result = run_cli(command, env=env)
+        assert result.returncode == 1
+        assert len(critical(result.stderr)) == 1
+        assert refusal in critical(result.stderr)[0]
+    check = run_cli("check", env=env)
+    assert check.returncode == 1
+    assert refusal in check.stdout
+    plan = run_cli("migrate", "--plan", env=env)
+    assert plan.returncode == 1
+    assert refusal in plan.stdout
+    assert m.inspect(path, m.discover(folder)).pending == [V2]
+
+    (folder / name).write_text("CREATE TABLE widgets (id INTEGER PRIMARY KEY);\n")
+    assert run_cli("migrate", env=env).returncode == 0
+
+
+def test_two_branches_adding_one_version_get_their_own_advice(tmp_path: Path) -> None:
+    """Version N applied from another branch's file: a conflict, not 'edited', and accept-checksum refuses."""
+    theirs = copy_migrations(
+        tmp_path / "theirs", {f"{P2}_add_tags.sql": "CREATE TABLE tags (id INTEGER);\n"}
+    )
+    path = tmp_path / "db.sqlite3"
+    m.migrate(path, m.discover(theirs))
+    ours = copy_migrations(
+        tmp_path / "ours", {f"{P2}_add_likes.sql": "CREATE TABLE likes (id INTEGER);\n"}
+    )
+    env = service_env(path, migrations_path=ours)
+
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 1
+    (line,) = critical(result.stderr)
+    assert f"applied from {P2}_add_tags.sql" in line
+    assert f"this code's version {V2} is {P2}_add_likes.sql" in line
+    assert f"two branches both added version {V2}" in line
+    assert "was edited" not in line
+    status = run_cli("status", env=env)
+    assert status.returncode == 4
+    assert "CONFLICT" in status.stdout
+    assert f"(the database applied {P2}_add_tags.sql)" in status.stdout
+    accept = run_cli("accept-checksum", str(V2), env=env)
+    assert accept.returncode == 1
+    assert "two branches both added" in accept.stderr
+
+
+def test_renumbered_file_is_named(tmp_path: Path) -> None:
+    """The applied content now lives under another number: the message says where."""
+    tags = "CREATE TABLE tags (id INTEGER);\n"
+    first = copy_migrations(tmp_path / "first", {f"{P2}_add_tags.sql": tags})
+    path = tmp_path / "db.sqlite3"
+    m.migrate(path, m.discover(first))
+    moved = copy_migrations(
+        tmp_path / "moved",
+        {
+            f"{P2}_add_tags.sql": "CREATE TABLE tags (id INTEGER, extra TEXT);\n",
+            f"{P3}_add_tags_again.sql": tags,
+        },
+    )
+    result = run_cli("migrate", env=service_env(path, migrations_path=moved))
+    assert result.returncode == 1
+    assert (
+        f"what was applied is now {P3}_add_tags_again.sql" in critical(result.stderr)[0]
+    )
+
+
+def test_status_never_prints_none(tmp_path: Path) -> None:
+    """Before the first start status says the file does not exist and nothing is applied."""
+    path = tmp_path / "db.sqlite3"
+    result = run_cli("status", env=service_env(path))
+    assert result.returncode == 3
+    assert "None" not in result.stdout
+    assert f"database: {path} (does not exist yet)" in result.stdout
+    assert "schema version: none (nothing applied)" in result.stdout

@@ -94,8 +94,6 @@ def read_migration(
         raise MigrationError(f"{name}: not valid UTF-8 ({ex.reason})") from ex
     header = parse_header(name, text)
     statements = tuple(rules.for_dialect(dialect).check(name, text, header))
-    if not statements:
-        raise MigrationError(f"{name}: contains no SQL statement")
     return Migration(
         version, name, text, checksum(text), header, statements, dialect, file_dialect
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from db.errors import MigrationError
 from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
-from db.migrations.history import check_history, untracked_error
+from db.migrations.history import check_history, empty_message, untracked_error
 from db.records import SchemaState
 from db.target import DatabaseTarget
 
@@ -75,4 +75,10 @@ def make_plan(
     except MigrationError as ex:
         return RunPlan(backend.describe(), backend.dialect, None, (), str(ex)), backend
     pending = tuple(m for m in migrations if m.version in current.pending)
+    for migration in pending:
+        if migration.empty:
+            refusal = empty_message(migration)
+            return RunPlan(
+                backend.describe(), backend.dialect, current, (), refusal
+            ), backend
     return RunPlan(backend.describe(), backend.dialect, current, pending), backend

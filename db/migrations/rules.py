@@ -108,10 +108,10 @@ class PostgresRules:
                     "a transaction: put it alone in a file whose header says "
                     "'-- migrate: transaction=off'"
                 )
-        if not header.transaction and len(statements) != 1:
+        if not header.transaction and len(statements) > 1:
             raise MigrationError(
                 f"{name}: a transaction=off file holds exactly one statement "
-                f"(found {len(statements)}), so that it can never be half applied"
+                f"(found {len(statements)}), so that it is never half applied"
             )
         return statements
 

@@ -15,7 +15,15 @@ from pathlib import Path
 from db.errors import MigrationError
 from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
-from db.migrations.history import check_history, checksums, state, untracked_error
+from db.migrations.history import (
+    check_history,
+    checksums,
+    empty_message,
+    is_conflict,
+    mismatch_message,
+    state,
+    untracked_error,
+)
 from db.records import SchemaState
 from db.target import DatabaseTarget
 
@@ -59,6 +67,9 @@ def migrate(
         current = check_history(migrations, applied)
         if not current.pending:
             return current
+        for migration in migrations:
+            if migration.empty and migration.version in current.pending:
+                raise MigrationError(empty_message(migration))
         if not apply:
             names = ", ".join(
                 m.name for m in migrations if m.version in current.pending
@@ -112,6 +123,8 @@ def accept_checksum(
         stored = session.history().get(version)
         if stored is None:
             raise MigrationError(f"{migration.name} is not applied; nothing to accept")
+        if is_conflict(migration, stored):
+            raise MigrationError(mismatch_message(migration, stored, migrations))
         session.set_checksum(
             version, migration.checksum, f"{stored.checksum} -> {migration.checksum}"
         )

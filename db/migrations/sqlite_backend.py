@@ -70,8 +70,12 @@ def _has_table(con: sqlite3.Connection, name: str) -> bool:
 def _read_history(con: sqlite3.Connection) -> dict[int, AppliedMigration]:
     if not _has_table(con, HISTORY_TABLE):
         return {}
+    # An older history table has no 'how' column until the next run adds it.
+    have = {row[1] for row in con.execute(f"PRAGMA table_info({HISTORY_TABLE})")}
+    how = "how" if "how" in have else "'applied'"
     rows = con.execute(
-        f"SELECT version, name, checksum, applied_at, execution_ms FROM {HISTORY_TABLE}"
+        f"SELECT version, name, checksum, applied_at, execution_ms, {how} "
+        f"FROM {HISTORY_TABLE}"
     )
     return {row[0]: AppliedMigration(*row) for row in rows}
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from db import StartupError
 from service import logs
 from service.cli.backup import cmd_backup
+from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
 from service.cli.migrations import (
     cmd_accept_checksum,
     cmd_baseline,
-    cmd_check,
     cmd_makemigration,
     cmd_migrate,
     cmd_new,
