@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, status, new, makemigration, check, backup, accept-checksum."""
+"""Command line: serve, migrate, status, new, makemigration, check, baseline, backup, accept-checksum."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 from db import StartupError
 from service import logs
 from service.cli.backup import cmd_backup
+from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
 from service.cli.migrations import (
     cmd_accept_checksum,
-    cmd_check,
+    cmd_baseline,
     cmd_makemigration,
     cmd_migrate,
     cmd_new,
@@ -31,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
-    commands.add_parser("migrate", help="apply pending migrations")
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the pending files, their statements and header modes; run "
+        "nothing (exit 3 when something is pending)",
+    )
     commands.add_parser(
         "status", help="applied and pending migrations (exit 0 when clean)"
     )
@@ -49,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate checksums and the entity mapping")
     backup = commands.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("path", type=Path)
+    adopt = commands.add_parser(
+        "baseline",
+        help="adopt a database these migrations did not create: record files "
+        "1..VERSION as applied if its schema is what they create",
+    )
+    adopt.add_argument("version", type=int)
     accept = commands.add_parser(
         "accept-checksum", help="accept an edited, applied file"
     )
@@ -73,7 +86,7 @@ def main(
             case "serve":
                 return serve(settings)
             case "migrate":
-                return cmd_migrate(settings)
+                return cmd_migrate(settings, show_plan=args.plan)
             case "status":
                 return cmd_status(settings)
             case "new":
@@ -84,6 +97,8 @@ def main(
                 return cmd_check(settings)
             case "backup":
                 return cmd_backup(settings, args.path)
+            case "baseline":
+                return cmd_baseline(settings, args.version)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
     except (StartupError, TimeoutError, OSError) as ex:
