@@ -14,8 +14,9 @@ from pathlib import Path
 
 from pony import orm
 
-from db.dialects import sqlite, sqlite_schema
+from db.dialects import postgres_schema, sqlite, sqlite_schema
 from db.entities import define_entities
+from db.migrations import pg_lock, sqltext
 from db.migrations.backend import TRACKING_TABLES
 from db.migrations.files import Migration
 from db.migrations.runner import migrate
@@ -23,46 +24,77 @@ from db.migrations.scratch import scratch_like
 from db.schema.compare import compare as compare
 from db.schema.model import Schema
 from db.schema.pony_ddl import DefineEntities
-from db.target import DatabaseTarget, SqliteTarget
+from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
 
-def expected_schema(orm_db: orm.Database) -> Schema:
-    """The schema Pony's own DDL creates for the mapped entities (SQLite)."""
-    return sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
-
-
-def actual_schema(target: DatabaseTarget) -> Schema:
-    """The live schema, tracking tables left out."""
-    assert isinstance(target, SqliteTarget)  # noqa: S101 - PostgreSQL: see postgres_schema
+def _sqlite_schemas(
+    orm_db: orm.Database, target: SqliteTarget
+) -> tuple[Schema, Schema]:
+    expected = sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
     con = sqlite.connect(target.path)
     try:
-        tables = sqlite_schema.read_schema(con)
+        actual = sqlite_schema.read_schema(con)
     finally:
         con.close()
-    return {k: t for k, t in tables.items() if k not in TRACKING_TABLES}
+    return expected, {k: t for k, t in actual.items() if k not in TRACKING_TABLES}
+
+
+def _postgres_schemas(
+    orm_db: orm.Database, target: PostgresTarget
+) -> tuple[Schema, Schema]:
+    script = orm_db.schema.generate_create_script()
+    con = pg_lock.connect(target, "schema check")
+    try:
+        expected = postgres_schema.schema_of_script(con, sqltext.split_postgres(script))
+        actual = postgres_schema.read(con, leave_out=TRACKING_TABLES)
+    finally:
+        con.close()
+    return expected.tables, actual.tables
 
 
 def schema_problems(orm_db: orm.Database, target: DatabaseTarget | Path) -> list[str]:
     """Every way the schema at target differs from the entities of orm_db.
 
-    orm_db must be bound to target and mapped (generate_mapping) already;
-    an empty list means the entities can run on it.
+    For either engine: orm_db is bound to target and mapped
+    (generate_mapping) already. Pony's own DDL for the mapped entities runs
+    on a scratch database of the same engine (SQLite: in memory; PostgreSQL:
+    this session's pg_temp, rolled back), both sides are introspected the
+    same way and compared (db/schema/compare.py). The tracking tables, FTS5
+    tables and generated columns no entity declares are left out. An empty
+    list means the entities can run on it.
     """
     if isinstance(target, Path):
         target = SqliteTarget(target)
-    return compare(expected_schema(orm_db), actual_schema(target))
+    if isinstance(target, PostgresTarget):
+        expected, actual = _postgres_schemas(orm_db, target)
+    else:
+        expected, actual = _sqlite_schemas(orm_db, target)
+    return compare(expected, actual)
+
+
+def bind_scratch(orm_db: orm.Database, target: DatabaseTarget) -> None:
+    """Bind a Pony Database to a scratch database of either engine."""
+    if isinstance(target, PostgresTarget):
+        orm_db.bind(provider="postgres", dsn=target.url)
+    else:
+        orm_db.bind(provider="sqlite", filename=str(target.path))
 
 
 def migrations_problems(
-    migrations: list[Migration], define: DefineEntities = define_entities
+    migrations: list[Migration],
+    define: DefineEntities = define_entities,
+    like: DatabaseTarget | None = None,
 ) -> list[str]:
-    """Apply the files to a scratch database, then compare it with the entities."""
-    with scratch_like(SqliteTarget(Path("scratch"))) as scratch:
+    """Apply the files to a scratch database like `like`, then compare with the entities.
+
+    like names the engine (and, for PostgreSQL, the server that makes the
+    scratch database); SQLite when None.
+    """
+    with scratch_like(like or SqliteTarget(Path("scratch"))) as scratch:
         migrate(scratch, [m for m in migrations if not m.empty], announce=False)
-        assert isinstance(scratch, SqliteTarget)  # noqa: S101
         orm_db = orm.Database()
         define(orm_db)
-        orm_db.bind(provider="sqlite", filename=str(scratch.path))
+        bind_scratch(orm_db, scratch)
         try:
             try:
                 orm_db.generate_mapping(create_tables=False, check_tables=True)

@@ -19,15 +19,26 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "schema_migrations"
 # The shipped migration versions; tests add their own files after LATEST.
-SHIPPED = sorted(int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+SHIPPED = sorted(
+    {int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")}
+)
 LATEST = SHIPPED[-1]
+# PostgreSQL halves the tests use until schema_migrations/ ships its own.
+PG_STAND_IN = Path(__file__).resolve().parent / "pg_stand_in"
 
 
 def copy_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:
-    """Copy the project's migration files to target and add extra files."""
+    """Copy the project's migration files to target and add extra files.
+
+    A stand-in from tests/pg_stand_in/ fills in a version's .postgres.sql
+    half only while schema_migrations/ has none of its own.
+    """
     target.mkdir(parents=True, exist_ok=True)
     for file in MIGRATIONS.glob("*.sql"):
         shutil.copy(file, target / file.name)
+    for file in PG_STAND_IN.glob("*.postgres.sql"):
+        if not list(MIGRATIONS.glob(f"{file.name[:4]}_*.postgres.sql")):
+            shutil.copy(file, target / file.name)
     for name, sql in (extra or {}).items():
         (target / name).write_text(sql)
     return target

@@ -20,7 +20,7 @@ def test_status_exit_codes_follow_the_state(tmp_path: Path) -> None:
     migrated = run_cli("migrate", env=env)
     assert migrated.returncode == 0
     assert (
-        f"applied {LATEST} migration(s): 0001_create_app_metadata.sql, "
+        f"applied {LATEST} migration(s): 0001_create_app_metadata.sqlite.sql, "
         in migrated.stdout
     )
     clean = run_cli("status", env=env)

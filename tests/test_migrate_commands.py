@@ -6,6 +6,8 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from db import migrate as m
 from tests.helpers import LATEST, copy_migrations, run_cli, service_env
 
@@ -119,8 +121,8 @@ def test_plan_says_why_migrate_would_refuse(tmp_path: Path) -> None:
 def hand_made(path: Path, folder: Path, upto: int) -> None:
     """A database made without the runner: files 1..upto run by hand, then rows."""
     con = sqlite3.connect(path)
-    for file in sorted(folder.glob("*.sql"))[:upto]:
-        con.executescript(file.read_text())
+    for migration in m.discover(folder)[:upto]:
+        con.executescript(migration.sql)
     con.close()
     with_rows(path)
 
@@ -232,9 +234,13 @@ def critical(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if '"CRITICAL"' in line]
 
 
+@pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
 def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
     """A table no entity declares fails both check and makemigration --check; the shipped files pass both."""
-    shipped = service_env(tmp_path / "clean.sqlite3")
+    shipped = service_env(
+        tmp_path / "clean.sqlite3",
+        migrations_path=copy_migrations(tmp_path / "shipped"),
+    )
     assert run_cli("check", env=shipped).returncode == 0
     assert run_cli("makemigration", "--check", env=shipped).returncode == 0
     folder = copy_migrations(
@@ -252,7 +258,8 @@ def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
 def test_check_does_not_report_the_scratch_database(tmp_path: Path) -> None:
     """check prints no 'applied migration' lines and creates no database."""
     path = tmp_path / "live.sqlite3"
-    result = run_cli("check", env=service_env(path))
+    folder = copy_migrations(tmp_path / "mig")
+    result = run_cli("check", env=service_env(path, migrations_path=folder))
     assert result.returncode == 0, result.stdout
     assert "applied migration" not in result.stdout + result.stderr
     assert not path.exists()
@@ -345,3 +352,18 @@ def test_status_never_prints_none(tmp_path: Path) -> None:
     assert "None" not in result.stdout
     assert f"database: {path} (does not exist yet)" in result.stdout
     assert "schema version: none (nothing applied)" in result.stdout
+
+
+def test_check_names_a_version_with_one_half(tmp_path: Path) -> None:
+    """A version with only its .sqlite.sql half fails check, naming the missing half."""
+    folder = copy_migrations(
+        tmp_path / "mig", {f"{P2}_tags.sqlite.sql": "CREATE TABLE tags (id INTEGER);\n"}
+    )
+    result = run_cli(
+        "check", env=service_env(tmp_path / "db.sqlite3", migrations_path=folder)
+    )
+    assert result.returncode == 1
+    assert (
+        f"{P2}_tags.sqlite.sql has no {P2}_tags.postgres.sql half: version {V2} needs "
+        "both halves" in result.stdout
+    )

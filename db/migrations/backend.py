@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from db.errors import MigrationError
 from db.migrations import sqltext
 from db.migrations.files import Migration
 from db.migrations.sqltext import Dialect
@@ -124,9 +123,9 @@ def backend_for(target: DatabaseTarget | Path, synchronous: str = "NORMAL") -> B
     if isinstance(target, Path):
         target = SqliteTarget(target)
     if isinstance(target, PostgresTarget):
-        raise MigrationError(
-            f"migrations on PostgreSQL ({target.describe()}) are not supported yet"
-        )
+        from db.migrations.postgres_backend import PostgresBackend
+
+        return PostgresBackend(target)
     from db.migrations.sqlite_backend import SqliteBackend
 
     return SqliteBackend(target.path, synchronous)
@@ -140,3 +139,9 @@ def statements_shown(migration: Migration) -> Iterator[str]:
             tokens.pop(0)
         text = "".join(t.text for t in tokens).strip().removesuffix(";").rstrip()
         yield f"[{number}] {text}"
+
+
+def shorten(statement: str, width: int = 120) -> str:
+    """A statement on one line, cut to width for an error message."""
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."

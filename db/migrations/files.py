@@ -187,10 +187,21 @@ def discover(
     return found
 
 
-def next_file_name(migrations: list[Migration], slug: str, suffix: str = "") -> str:
-    """The file name the next migration called slug gets (suffix: '.sqlite' ...)."""
+def clean_slug(slug: str) -> str:
+    """A migration name as the file name's slug: lower-case words joined by _."""
     clean = re.sub(r"[^a-z0-9]+", "_", slug.lower()).strip("_")
     if not clean:
         raise MigrationError(f"migration name {slug!r} has no letters or digits")
+    return clean
+
+
+def next_stem(source: Traversable | Path | None, slug: str) -> str:
+    """NNNN_slug for the next version of the folder (any engine's files count)."""
+    version = max((group.version for group in catalog(source)), default=0) + 1
+    return f"{version:04d}_{clean_slug(slug)}"
+
+
+def next_file_name(migrations: list[Migration], slug: str, suffix: str = "") -> str:
+    """The file name the next migration called slug gets (suffix: '.sqlite' ...)."""
     version = max((m.version for m in migrations), default=0) + 1
-    return f"{version:04d}_{clean}{suffix}.sql"
+    return f"{version:04d}_{clean_slug(slug)}{suffix}.sql"

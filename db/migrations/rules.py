@@ -108,6 +108,17 @@ class PostgresRules:
                     "a transaction: put it alone in a file whose header says "
                     "'-- migrate: transaction=off'"
                 )
+        if not header.transaction and statements:
+            words = _words(statements[0])
+            if re.match(
+                r"^CREATE (UNIQUE )?INDEX CONCURRENTLY ", words
+            ) and not re.match(
+                r"^CREATE (UNIQUE )?INDEX CONCURRENTLY IF NOT EXISTS ", words
+            ):
+                raise MigrationError(
+                    f"{name}: write CREATE INDEX CONCURRENTLY IF NOT EXISTS with a "
+                    "name, so that a run killed half way can be run again"
+                )
         if not header.transaction and len(statements) > 1:
             raise MigrationError(
                 f"{name}: a transaction=off file holds exactly one statement "

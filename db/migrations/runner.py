@@ -10,6 +10,7 @@ the lock and the transaction work on each engine is the Backend's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from db.errors import MigrationError
@@ -46,12 +47,14 @@ def migrate(
     synchronous: str = "NORMAL",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     announce: bool = True,
+    on_applied: Callable[[Migration], None] | None = None,
 ) -> SchemaState:
     """Bring the database up to date (or, with apply=False, verify it).
 
     Returns the state after the run. Raises MigrationError on an edited or
     failing file, and on pending files when apply is False. announce=False
-    keeps quiet about each file applied (scratch databases).
+    keeps quiet about each file applied (scratch databases); on_applied is
+    called with each file this run applied (not those another process did).
     """
     backend = _backend(target, synchronous)
     with backend.session(lock_timeout) as session:
@@ -93,6 +96,8 @@ def migrate(
                 session.log_event(migration.version, "failed", str(ex))
                 raise
             if did:
+                if on_applied is not None:
+                    on_applied(migration)
                 if announce:
                     log.info("applied migration %s", migration.name)
                 if migration.version < newest:

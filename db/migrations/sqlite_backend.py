@@ -23,6 +23,7 @@ from db.migrations.backend import (
     Record,
     actor,
     now,
+    shorten,
     statements_shown,
 )
 from db.migrations.files import Migration
@@ -218,12 +219,6 @@ def _execute(con: sqlite3.Connection, migration: Migration) -> None:
                 f"{migration.name} failed at statement {number} "
                 f"({shorten(statement)}): {ex}"
             ) from ex
-
-
-def shorten(statement: str, width: int = 120) -> str:
-    """A statement on one line, cut to width for an error message."""
-    flat = " ".join(statement.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
 def _check_foreign_keys(con: sqlite3.Connection, migration: Migration) -> None:

@@ -168,3 +168,16 @@ def is_plain_copy(expr: list[Token]) -> bool:
     if len(names) == 1 and names[0].kind == "word" and names[0].name == "null":
         return True
     return all(t.is_name for t in names) and len(names) <= 2
+
+
+def concurrent_index(statement: str) -> str | None:
+    """The index a CREATE INDEX CONCURRENTLY statement builds (None otherwise)."""
+    tokens = sqltext.significant(sqltext.tokenize(statement, "postgres"))
+    words = _words(tokens)
+    i = _skip(words, 1, "unique")
+    if words[:1] != ["create"] or words[i : i + 2] != ["index", "concurrently"]:
+        return None
+    i = _skip(words, i + 2, "if", "not", "exists")
+    if i >= len(tokens) or not tokens[i].is_name or words[i] == "on":
+        return None
+    return _name_at(tokens, i)[0]

@@ -14,4 +14,4 @@ EXIT_EDITED = 4
 
 def found_migrations(settings: Settings) -> list[migrations.Migration]:
     """The migration files the settings point at, read and checked."""
-    return migrations.discover(settings.migrations_path)
+    return migrations.discover(settings.migrations_path, settings.target.dialect)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from db import makemigration
 from db import migrate as migrations
-from db.migrations import baseline, history, plan
+from db.migrations import baseline, history, pg_server, plan
+from db.migrations.files import next_stem
 from db.target import SqliteTarget
 from service.cli.common import (
     EXIT_CONFIG,
@@ -39,11 +40,14 @@ def cmd_migrate(settings: Settings, *, show_plan: bool = False) -> int:
     if show_plan:
         return cmd_plan(settings)
     found = found_migrations(settings)
-    before = migrations.inspect(settings.target, found)
-    after = migrations.migrate(settings.target, found, synchronous=settings.synchronous)
-    done = [
-        m.name for m in found if m.version in set(before.pending) - set(after.pending)
-    ]
+    applied: list[migrations.Migration] = []
+    after = migrations.migrate(
+        settings.target,
+        found,
+        synchronous=settings.synchronous,
+        on_applied=applied.append,
+    )
+    done = [m.name for m in applied]
     print(
         f"applied {len(done)} migration(s){': ' + ', '.join(done) if done else ''}; "
         f"schema version {_version(after.version)}"
@@ -85,10 +89,12 @@ def cmd_status(settings: Settings) -> int:
 def cmd_new(settings: Settings, name: str) -> int:
     """Create the next numbered migration file."""
     folder = Path(str(settings.migrations_path or migrations.default_source()))
-    file = folder / migrations.next_file_name(found_migrations(settings), name)
+    file = folder / f"{next_stem(folder, name)}.sql"
     file.write_text(
         f"-- {file.stem}: say what this changes and why.\n"
         "-- Runs in one transaction together with its history row; no BEGIN/COMMIT.\n"
+        "-- Runs on both engines; where their SQL differs, rename it to\n"
+        "-- .sqlite.sql and write the .postgres.sql half beside it.\n"
         "-- A table rebuild (the 12 steps on sqlite.org/lang_altertable.html) adds\n"
         "-- the header line: -- migrate: foreign_keys=off\n"
     )
@@ -99,29 +105,29 @@ def cmd_new(settings: Settings, name: str) -> int:
 def cmd_makemigration(settings: Settings, name: str | None, *, check: bool) -> int:
     """Write the next migration from the entities, or (--check) fail if one is due."""
     folder = Path(str(settings.migrations_path or migrations.default_source()))
-    if check:
-        plan = makemigration.plan_migration(folder)
-        if not plan.changes:
-            print("no changes")
-            return EXIT_OK
-        print(
-            f"the entities need a migration that does not exist yet "
-            f"({len(plan.changes)} change(s)); run `python -m service makemigration NAME`:"
-        )
-        for line in makemigration.summary_lines(plan):
-            print(f"  {line}")
-        return EXIT_FAILED
-    if not name:
+    if not check and not name:
         print("makemigration: give a NAME (or --check)", file=sys.stderr)
         return EXIT_CONFIG
-    plan, path = makemigration.write_migration(folder, name)
-    if path is None:
+    with pg_server.scratch_server(settings.target) as server:
+        if check:
+            plans = makemigration.plan_both(folder, server)
+        else:
+            plans, paths = makemigration.write_both(folder, str(name), server)
+    if not plans.changes:
         print("no changes")
         return EXIT_OK
-    print(f"wrote {path}")
-    for line in makemigration.summary_lines(plan):
-        print(f"  {line}")
-    return EXIT_OK
+    if check:
+        print(
+            "the entities need a migration that does not exist yet; run "
+            "`python -m service makemigration NAME`:"
+        )
+    else:
+        for path in paths:
+            print(f"wrote {path}")
+    for dialect, one in (("sqlite", plans.sqlite), ("postgres", plans.postgres)):
+        for line in makemigration.summary_lines(one):
+            print(f"  {dialect}: {line}")
+    return EXIT_FAILED if check else EXIT_OK
 
 
 def cmd_baseline(settings: Settings, version: int) -> int:
@@ -138,7 +144,7 @@ def cmd_baseline(settings: Settings, version: int) -> int:
 def cmd_accept_checksum(settings: Settings, version: int) -> int:
     """Record the edited file's checksum for an applied version."""
     old, new = migrations.accept_checksum(
-        settings.database_path, found_migrations(settings), version
+        settings.target, found_migrations(settings), version
     )
     print(f"version {version}: checksum {old} -> {new}")
     return EXIT_OK
