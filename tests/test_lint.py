@@ -121,6 +121,7 @@ def test_safe_changes_are_not_findings(tmp_path: Path, case: str) -> None:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_check_refuses_a_pending_drop_on_a_database_with_rows(tmp_path: Path) -> None:
     """`check` fails on a pending DROP COLUMN until the header acknowledges it; applied files are not linted."""
     folder = copy_migrations(

@@ -622,6 +622,7 @@ def drifted(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_cli_check_fails_until_the_migration_exists(
     tmp_path: Path, drifted: Path
 ) -> None:

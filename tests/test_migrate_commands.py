@@ -235,6 +235,7 @@ def critical(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
     """A table no entity declares fails both check and makemigration --check; the shipped files pass both."""
     shipped = service_env(
@@ -255,6 +256,7 @@ def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
     assert 'drop table "legacy"' in make.stdout
 
 
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_check_does_not_report_the_scratch_database(tmp_path: Path) -> None:
     """check prints no 'applied migration' lines and creates no database."""
     path = tmp_path / "live.sqlite3"
@@ -265,6 +267,7 @@ def test_check_does_not_report_the_scratch_database(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_comment_only_file_is_pending_without_sql(tmp_path: Path) -> None:
     """A file made by `new`: status says 'pending, no SQL yet'; migrate, serve and check refuse in one line."""
     folder = copy_migrations(tmp_path / "mig")

@@ -285,6 +285,7 @@ def test_schema_check_on_both_engines(engine: Engine) -> None:
     ]
 
 
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_check_lints_pending_files_on_the_live_database(engine: Engine) -> None:
     """check refuses a pending DROP COLUMN on the database the settings name, on either engine."""
     folder = engine.folder(

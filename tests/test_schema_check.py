@@ -113,6 +113,7 @@ def test_serve_refuses_mismatch_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
+@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
 def test_check_command_reports_entity_drift(tmp_path: Path) -> None:
     """`check` fails when the migrations no longer match the entities."""
     shipped = copy_migrations(tmp_path / "shipped")
