@@ -14,7 +14,7 @@ from db.migrations.files import (
     checksum,
     default_source,
     discover,
-    next_file_name,
+    next_stem,
     normalise,
     read_migration,
 )
@@ -36,7 +36,7 @@ __all__ = [
     "inspect",
     "log",
     "migrate",
-    "next_file_name",
+    "next_stem",
     "normalise",
     "read_migration",
     "state",

@@ -199,9 +199,3 @@ def next_stem(source: Traversable | Path | None, slug: str) -> str:
     """NNNN_slug for the next version of the folder (any engine's files count)."""
     version = max((group.version for group in catalog(source)), default=0) + 1
     return f"{version:04d}_{clean_slug(slug)}"
-
-
-def next_file_name(migrations: list[Migration], slug: str, suffix: str = "") -> str:
-    """The file name the next migration called slug gets (suffix: '.sqlite' ...)."""
-    version = max((m.version for m in migrations), default=0) + 1
-    return f"{version:04d}_{clean_slug(slug)}{suffix}.sql"

@@ -134,13 +134,6 @@ def significant(tokens: list[Token]) -> list[Token]:
     return [t for t in tokens if t.kind not in ("space", "comment")]
 
 
-def strip_comments(sql: str, dialect: Dialect) -> str:
-    """The text with every comment replaced by a space."""
-    return "".join(
-        " " if t.kind == "comment" else t.text for t in tokenize(sql, dialect)
-    )
-
-
 def is_blank(sql: str, dialect: Dialect) -> bool:
     """Whether the text holds nothing but comments, whitespace and ';'."""
     return all(
@@ -206,11 +199,6 @@ def split_top_level(tokens: list[Token], separator: str = ",") -> list[list[Toke
             continue
         parts[-1].append(token)
     return parts
-
-
-def text_of(tokens: list[Token]) -> str:
-    """The tokens' text, whitespace collapsed, comments dropped."""
-    return " ".join(t.text for t in tokens if t.kind not in ("space", "comment"))
 
 
 def quote_identifier(name: str) -> str:
