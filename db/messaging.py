@@ -63,12 +63,13 @@ def fts_query(text: str) -> str | None:
     parentheses and quotes from users are searched as text, never parsed.
     Chunks without a letter or digit would be empty phrases and are dropped.
     """
-    terms = [
-        '"' + chunk.replace('"', '""') + '"'
-        for chunk in text.split()
-        if any(ch.isalnum() for ch in chunk)
-    ]
+    terms = ['"' + chunk.replace('"', '""') + '"' for chunk in search_terms(text)]
     return " ".join(terms[:MAX_SEARCH_TERMS]) or None
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of text that search looks for (chunks with a letter or digit)."""
+    return [chunk for chunk in text.split() if any(ch.isalnum() for ch in chunk)]
 
 
 def encode_cursor(last_message_at: str, conversation_id: int) -> str:
@@ -83,7 +84,10 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, ident = raw.partition("|")
         datetime.fromisoformat(stamp)
-        return stamp, int(ident)
+        conversation_id = int(ident)
+        if not 0 < conversation_id < 2**63:  # SQLite's integer range
+            raise ValueError(conversation_id)
+        return stamp, conversation_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as ex:
         raise ValueError("malformed cursor") from ex
 

@@ -17,6 +17,7 @@ from service.resources.conversations import Conversations, Members, Messages, Se
 from service.resources.health import Health, Ready
 from service.resources.metadata import Metadata
 from service.resources.users import Me, Tokens, Users
+from service.routing import complete_methods, install_converters
 
 
 def open_for(settings: Settings) -> Database:
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
     app.req_options.strip_url_path_trailing_slash = True
+    install_converters(app)
     problems.register(app, on_busy=metrics.busy.inc)
 
     auth = Authenticator(database.messaging, settings.admin_token)
@@ -65,15 +67,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
         ("/v1/metadata/{key}", metadata, "item"),
         ("/v1/users", users, None),
         ("/v1/users/{handle}/tokens", users, "tokens"),
-        ("/v1/tokens/{token_id:int}", Tokens(messaging, auth), None),
+        ("/v1/tokens/{token_id:id}", Tokens(messaging, auth), None),
         ("/v1/me", Me(auth), None),
         ("/v1/conversations", conversations, None),
-        ("/v1/conversations/{conversation_id:int}", conversations, "item"),
-        ("/v1/conversations/{conversation_id:int}/members", members, None),
-        ("/v1/conversations/{conversation_id:int}/members/{handle}", members, "item"),
-        ("/v1/conversations/{conversation_id:int}/messages", messages, None),
+        ("/v1/conversations/{conversation_id:id}", conversations, "item"),
+        ("/v1/conversations/{conversation_id:id}/members", members, None),
+        ("/v1/conversations/{conversation_id:id}/members/{handle}", members, "item"),
+        ("/v1/conversations/{conversation_id:id}/messages", messages, None),
         (
-            "/v1/conversations/{conversation_id:int}/messages/{message_id:int}",
+            "/v1/conversations/{conversation_id:id}/messages/{message_id:id}",
             messages,
             "item",
         ),
@@ -81,5 +83,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     ]
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     for template, resource, suffix in routes:
+        complete_methods(resource, suffix)
         app.add_route(template, resource, suffix=suffix)
     return app

@@ -17,15 +17,20 @@ import falcon
 from spectree import SpecTree
 
 from service import __version__
-from service.schemas import HANDLE_PATTERN, KEY_PATTERN, ProblemOut
+from service.routing import install_converters
+from service.schemas import HANDLE_PATTERN, KEY_PATTERN, MAX_ID, ProblemOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Route = tuple[str, object, str | None]  # URI template, resource, suffix
 
 # Falcon's URI templates carry no types; the document gets them from here.
+_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "key": {"type": "string", "pattern": KEY_PATTERN},
     "handle": {"type": "string", "pattern": HANDLE_PATTERN},
+    "conversation_id": _ID,
+    "message_id": _ID,
+    "token_id": _ID,
 }
 
 
@@ -82,6 +87,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
         naming_strategy=lambda model: model.__name__,
     )
     doc_app = falcon.App()
+    install_converters(doc_app)
     for template, resource, suffix in routes:
         doc_app.add_route(template, _shadow(resource, spec), suffix=suffix)
     spec.register(doc_app)

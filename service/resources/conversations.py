@@ -14,7 +14,13 @@ import falcon
 from spectree import Response
 
 from db import ConversationRecord, MemberRecord, MessageRecord
-from db.messaging import SNIPPET_CLOSE, SNIPPET_OPEN, Messaging
+from db.messaging import (
+    MAX_SEARCH_TERMS,
+    SNIPPET_CLOSE,
+    SNIPPET_OPEN,
+    Messaging,
+    search_terms,
+)
 from service.auth import Authenticator
 from service.bodies import read_json
 from service.openapi import documented
@@ -307,6 +313,20 @@ class Search:
         """Messages containing every word of ?q=, best match first."""
         caller = self._auth.require_user(req)
         query = read_query(req, SearchQuery)
+        words = len(search_terms(query.q))
+        if words > MAX_SEARCH_TERMS:
+            # Refused rather than cut: every word must match, so dropping
+            # some would answer a different question than the one asked.
+            raise Problem(
+                422,
+                f"q has {words} words; search takes at most {MAX_SEARCH_TERMS}",
+                errors=[
+                    {
+                        "detail": f"at most {MAX_SEARCH_TERMS} words",
+                        "parameter": "q",
+                    }
+                ],
+            )
         hits = self._messaging.search(caller.user.id, query.q, query.limit)
         resp.media = {
             "items": [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import falcon
@@ -16,20 +15,18 @@ from service.openapi import documented
 from service.params import utc_iso
 from service.problems import Problem, validation_errors
 from service.schemas import (
-    KEY_PATTERN,
     MAX_VALUE_BYTES,
     MetadataIn,
     MetadataOut,
     MetadataPageOut,
     MetadataQuery,
     ProblemOut,
+    is_key,
 )
-
-_KEY = re.compile(KEY_PATTERN)
 
 
 def _check_key(key: str) -> str:
-    if not _KEY.match(key):
+    if not is_key(key):
         raise Problem(
             422,
             "key must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-', and not '.' or '..'",
