@@ -17,8 +17,9 @@ import falcon
 from spectree import SpecTree
 
 from service import __version__
+from service.fields import KEY_PATTERN, MAX_ID
 from service.routing import install_converters
-from service.schemas import HANDLE_PATTERN, KEY_PATTERN, MAX_ID, ProblemOut
+from service.schemas import HANDLE_PATTERN, ProblemOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Route = tuple[str, object, str | None]  # URI template, resource, suffix

@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 from falcon.routing import IntConverter
 
-from service.schemas import MAX_ID
+from service.fields import MAX_ID
 
 # The methods a responder can exist for, in the order Allow lists them.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

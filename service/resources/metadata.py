@@ -11,6 +11,7 @@ from spectree import Response
 from db import MetadataRecord
 from db.store import Store
 from service.bodies import read_json
+from service.fields import is_key
 from service.openapi import documented
 from service.params import utc_iso
 from service.problems import Problem, validation_errors
@@ -21,7 +22,6 @@ from service.schemas import (
     MetadataPageOut,
     MetadataQuery,
     ProblemOut,
-    is_key,
 )
 
 
