@@ -40,9 +40,19 @@ def answers(sock: socket.socket, timeout: float = 10) -> int:
     return int(data.split(b" ", 2)[1])
 
 
+def allow_open_files(count: int) -> None:
+    """Let this test process hold count files (raise the soft limit), or skip."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        if hard != resource.RLIM_INFINITY and hard < count:
+            pytest.skip(f"the hard open-file limit ({hard}) is below {count}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
 @contextlib.contextmanager
 def open_sockets(server: ServeProcess, count: int) -> Iterator[list[socket.socket]]:
     """count idle connections, closed on the way out."""
+    allow_open_files(count + 256)
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
