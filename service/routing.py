@@ -1,4 +1,4 @@
-"""Route table helpers: the id path converter, HEAD and OPTIONS everywhere."""
+"""HEAD and OPTIONS on every route, from the responders a resource has."""
 
 from __future__ import annotations
 
@@ -6,28 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
-from falcon.routing import IntConverter
-
-from service.fields import MAX_ID
 
 # The methods a responder can exist for, in the order Allow lists them.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-class IdConverter(IntConverter):
-    """`{name:id}`: a row id, 1 to 2**63 - 1; anything else is no route (404).
-
-    Falcon's int converter with bounds: a number past 64 bits would reach
-    the database driver and fail there (OverflowError, a 500).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(min=1, max=MAX_ID)
-
-
-def install_converters(app: falcon.App) -> None:  # type: ignore[type-arg]
-    """Register the converters the route templates use."""
-    app.router_options.converters["id"] = IdConverter
 
 
 def _responder_name(method: str, suffix: str | None) -> str:
