@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS
 from db.errors import (
     BusyError,
     ConflictError,
@@ -235,49 +234,3 @@ def classify(error: sqlite3.Error) -> type[DatabaseError] | None:
     ):
         return ConflictError
     return None
-
-
-def fts_query(terms: list[str]) -> str:
-    """Terms as an FTS5 query of quoted strings, all required.
-
-    Each term becomes one FTS5 string ("..." with " doubled), so operators
-    (AND, OR, NOT, NEAR), column filters, '*', '^', parentheses and quotes
-    from users are searched as text, never parsed.
-    """
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
-class SqliteDialect:
-    """What the domain code asks of SQLite."""
-
-    name = "sqlite"
-
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""
-
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
-    ) -> list[tuple[Any, ...]]:
-        """FTS5 MATCH over messages_fts, joined to the user's memberships, by rank."""
-        query = fts_query(terms)
-        open_, close, words = SNIPPET_OPEN, SNIPPET_CLOSE, SNIPPET_WORDS
-        rows: list[tuple[Any, ...]] = orm_db.select(
-            "SELECT m.id, m.conversation_id, u.handle, m.created_at, "
-            "snippet(messages_fts, 0, $open_, $close, '…', $words) "
-            "FROM messages_fts "
-            "JOIN messages m ON m.id = messages_fts.rowid "
-            "JOIN memberships mb ON mb.conversation_id = m.conversation_id "
-            "AND mb.user_id = $user_id "
-            "JOIN users u ON u.id = m.author_id "
-            "WHERE messages_fts MATCH $query "
-            "ORDER BY messages_fts.rank LIMIT $limit",
-            {
-                "open_": open_,
-                "close": close,
-                "words": words,
-                "user_id": user_id,
-                "query": query,
-                "limit": limit,
-            },
-        )
-        return rows
