@@ -1,92 +1,73 @@
-"""Compare the migrated schema with what the Pony entities expect.
+"""The schema check: does the migrated schema match the Pony entities?
 
 generate_mapping(check_tables=True) only notices missing tables and
-columns. This check builds the schema Pony's own DDL would create on a
-scratch database and compares columns, types, NOT NULL, primary keys,
-unique indexes and foreign keys table by table.
+columns. schema_problems() also runs Pony's own DDL for the mapped
+entities on a scratch database of the same engine and compares the two
+table by table (db/schema/compare.py). The start-up check of either
+engine calls schema_problems(); `check` calls migrations_problems(),
+which first applies the files to a scratch database.
 """
 
 from __future__ import annotations
 
-from db.dialects import sqlite_schema
+from pathlib import Path
+
+from pony import orm
+
+from db.dialects import sqlite, sqlite_schema
+from db.entities import define_entities
+from db.migrations.backend import TRACKING_TABLES
+from db.migrations.files import Migration
+from db.migrations.runner import migrate
+from db.migrations.scratch import scratch_like
+from db.schema.compare import compare as compare
+from db.schema.model import Schema
+from db.schema.pony_ddl import DefineEntities
+from db.target import DatabaseTarget, SqliteTarget
 
 
-def _unique_sets(table: sqlite_schema.Table) -> set[tuple[str, ...]]:
-    return {
-        tuple(c.lower() for c in index.columns)
-        for index in table.indexes
-        if index.unique and index.origin != "pk"
-    }
+def expected_schema(orm_db: orm.Database) -> Schema:
+    """The schema Pony's own DDL creates for the mapped entities (SQLite)."""
+    return sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
 
 
-def _foreign_keys(table: sqlite_schema.Table) -> set[tuple[str, str, str, str]]:
-    return {
-        (fk.column.lower(), fk.table.lower(), (fk.to or "").lower(), fk.on_delete)
-        for fk in table.foreign_keys
-    }
+def actual_schema(target: DatabaseTarget) -> Schema:
+    """The live schema, tracking tables left out."""
+    assert isinstance(target, SqliteTarget)  # noqa: S101 - PostgreSQL: see postgres_schema
+    con = sqlite.connect(target.path)
+    try:
+        tables = sqlite_schema.read_schema(con)
+    finally:
+        con.close()
+    return {k: t for k, t in tables.items() if k not in TRACKING_TABLES}
 
 
-def compare_table(
-    expected: sqlite_schema.Table, actual: sqlite_schema.Table
+def schema_problems(orm_db: orm.Database, target: DatabaseTarget | Path) -> list[str]:
+    """Every way the schema at target differs from the entities of orm_db.
+
+    orm_db must be bound to target and mapped (generate_mapping) already;
+    an empty list means the entities can run on it.
+    """
+    if isinstance(target, Path):
+        target = SqliteTarget(target)
+    return compare(expected_schema(orm_db), actual_schema(target))
+
+
+def migrations_problems(
+    migrations: list[Migration], define: DefineEntities = define_entities
 ) -> list[str]:
-    """Differences that would make the entities misbehave, one line each."""
-    problems: list[str] = []
-    name = expected.name
-    for want in expected.columns:
-        got = actual.column(want.name)
-        where = f"{name}.{want.name}"
-        if got is None:
-            problems.append(f"{where}: column missing")
-            continue
-        if got.type != want.type:
-            problems.append(
-                f"{where}: type {got.type or '(none)'}, entities expect {want.type}"
-            )
-        # SQLite lets a non-integer primary key be NULL; NOT NULL there is stricter, fine.
-        if got.notnull != want.notnull and not (got.notnull and want.pk):
-            wanted = "NOT NULL" if want.notnull else "nullable"
-            found = "NOT NULL" if got.notnull else "nullable"
-            problems.append(f"{where}: {found}, entities expect {wanted}")
-        if got.pk != want.pk:
-            problems.append(
-                f"{where}: primary key position {got.pk}, entities expect {want.pk}"
-            )
-    for extra in actual.columns:
-        if (
-            expected.column(extra.name) is None
-            and extra.notnull
-            and extra.default is None
-        ):
-            problems.append(
-                f"{name}.{extra.name}: NOT NULL column without a default that the "
-                "entities do not know (every insert would fail)"
-            )
-    for columns in sorted(_unique_sets(expected) - _unique_sets(actual)):
-        problems.append(f"{name}({', '.join(columns)}): unique constraint missing")
-    for columns in sorted(_unique_sets(actual) - _unique_sets(expected)):
-        problems.append(
-            f"{name}({', '.join(columns)}): unique constraint the entities do not declare"
-        )
-    for fk in sorted(_foreign_keys(expected) - _foreign_keys(actual)):
-        problems.append(
-            f"{name}.{fk[0]}: foreign key to {fk[1]}({fk[2]}) ON DELETE {fk[3]} missing"
-        )
-    for fk in sorted(_foreign_keys(actual) - _foreign_keys(expected)):
-        problems.append(
-            f"{name}.{fk[0]}: foreign key to {fk[1]}({fk[2]}) ON DELETE {fk[3]} "
-            "that the entities do not declare"
-        )
-    return problems
-
-
-def compare(
-    expected: dict[str, sqlite_schema.Table], actual: dict[str, sqlite_schema.Table]
-) -> list[str]:
-    """Every difference between the entities' schema and the database's."""
-    problems: list[str] = []
-    for key, table in sorted(expected.items()):
-        if key not in actual:
-            problems.append(f"{table.name}: table missing")
-            continue
-        problems.extend(compare_table(table, actual[key]))
-    return problems
+    """Apply the files to a scratch database, then compare it with the entities."""
+    with scratch_like(SqliteTarget(Path("scratch"))) as scratch:
+        migrate(scratch, [m for m in migrations if not m.empty], announce=False)
+        assert isinstance(scratch, SqliteTarget)  # noqa: S101
+        orm_db = orm.Database()
+        define(orm_db)
+        orm_db.bind(provider="sqlite", filename=str(scratch.path))
+        try:
+            try:
+                orm_db.generate_mapping(create_tables=False, check_tables=True)
+            except Exception as ex:  # Pony raises several unrelated types here
+                return [f"the entities cannot be mapped on the migrated schema: {ex}"]
+            return schema_problems(orm_db, scratch)
+        finally:
+            orm_db.disconnect()

@@ -407,3 +407,27 @@ def test_four_processes_starting_together_apply_each_file_once(tmp_path: Path) -
         if str(line.get("msg", "")).startswith("applied migration")
     ]
     assert len(applied) == 30
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("-- migrate: foreign_key=off\n", "unknown directive 'foreign_key'"),
+        ("-- migrate: foreign_keys=on\n", "foreign_keys takes the value off"),
+        ("-- migrate: lock_timeout=soon\n", "lock_timeout takes a duration"),
+        (
+            "CREATE TABLE x (id INTEGER);\n-- migrate: destructive\n",
+            "belong in the header",
+        ),
+    ],
+    ids=["unknown-key", "bad-value", "bad-duration", "after-first-statement"],
+)
+def test_bad_header_directive_is_an_error(
+    tmp_path: Path, header: str, message: str
+) -> None:
+    """A mistyped or misplaced '-- migrate:' line is refused, never ignored."""
+    folder = copy_migrations(
+        tmp_path / "mig", {f"{P2}_x.sql": header + "CREATE TABLE y (id INTEGER);\n"}
+    )
+    with pytest.raises(MigrationError, match=rf"{P2}_x\.sql line \d+: .*{message}"):
+        m.discover(folder)

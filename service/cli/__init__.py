@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, status, new, makemigration, check, backup, accept-checksum."""
+"""Command line: serve, migrate, status, new, makemigration, check, baseline, backup, accept-checksum."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from db import StartupError
 from db.session import DRIVER_ERRORS
 from service import logs
 from service.cli.backup import cmd_backup
+from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
 from service.cli.failures import DatabaseFileError, check_database_path, describe
 from service.cli.migrations import (
     cmd_accept_checksum,
-    cmd_check,
+    cmd_baseline,
     cmd_makemigration,
     cmd_migrate,
     cmd_new,
@@ -29,7 +30,7 @@ from service.config import ConfigError, Settings, load_settings
 log = logging.getLogger("service")
 # Commands that open SERVICE_DATABASE_PATH (new and makemigration do not).
 _USES_DATABASE_FILE = frozenset(
-    {"serve", "migrate", "status", "check", "backup", "accept-checksum"}
+    {"serve", "migrate", "status", "check", "backup", "baseline", "accept-checksum"}
 )
 _DATABASE_FAILURES: tuple[type[Exception], ...] = (
     OSError,
@@ -43,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
-    commands.add_parser("migrate", help="apply pending migrations")
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the pending files, their statements and header modes; run "
+        "nothing (exit 3 when something is pending)",
+    )
     commands.add_parser(
         "status", help="applied and pending migrations (exit 0 when clean)"
     )
@@ -64,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "--force", action="store_true", help="replace the file at PATH if it exists"
     )
+    adopt = commands.add_parser(
+        "baseline",
+        help="adopt a database these migrations did not create: record files "
+        "1..VERSION as applied if its schema is what they create",
+    )
+    adopt.add_argument("version", type=int)
     accept = commands.add_parser(
         "accept-checksum", help="accept an edited, applied file"
     )
@@ -91,7 +104,7 @@ def main(
             case "serve":
                 return serve(settings)
             case "migrate":
-                return cmd_migrate(settings)
+                return cmd_migrate(settings, show_plan=args.plan)
             case "status":
                 return cmd_status(settings)
             case "new":
@@ -102,6 +115,8 @@ def main(
                 return cmd_check(settings)
             case "backup":
                 return cmd_backup(settings, args.path, force=args.force)
+            case "baseline":
+                return cmd_baseline(settings, args.version)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
     except (DatabaseFileError, StartupError, TimeoutError) as ex:
