@@ -14,6 +14,7 @@ from pony import orm
 from db import migrate as migrations_module
 from db.connections import Connections
 from db.conversations import Conversations
+from db.crud import Crud
 from db.dialects import Engine, MigrateMode
 from db.dialects.sqlite_engine import SqliteEngine, check_schema
 from db.entities import define_entities
@@ -86,6 +87,10 @@ class Database:
         self.messages = Messages(self.orm, entities, self.conversations)
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
+
+    def crud(self, entity: str) -> Crud:
+        """Create, read, page, change and delete rows of the entity called so."""
+        return Crud(self.orm.entities[entity])
 
     def begin_write(self) -> None:
         """Start the current db_session's write transaction (bounded wait).

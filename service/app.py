@@ -13,6 +13,7 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
+from service.routing import complete_methods
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -68,5 +69,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
     for template, resource, suffix in routes:
+        complete_methods(resource, suffix)
         app.add_route(template, resource, suffix=suffix)
     return app

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,15 +123,21 @@ def _parse(line: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": line}
 
 
-def launch_serve(env: dict[str, str]) -> ServeProcess:
-    """Start `serve` without waiting for it."""
+SERVE = (sys.executable, "-m", "service", "serve")
+
+
+def launch_serve(
+    env: dict[str, str], command: Sequence[str] = SERVE, **popen: Any
+) -> ServeProcess:
+    """Start `serve` (or command, which runs it) without waiting for it."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
+        list(command),
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
+        **popen,
     )
     return ServeProcess(process)
 
@@ -157,9 +164,14 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
     raise RuntimeError(f"serve did not become ready in {timeout} s: {served.lines}")
 
 
-def start_serve(env: dict[str, str], timeout: float = 30) -> ServeProcess:
-    """Start `serve` and wait until it is ready."""
-    return wait_ready(launch_serve(env), timeout)
+def start_serve(
+    env: dict[str, str],
+    timeout: float = 30,
+    command: Sequence[str] = SERVE,
+    **popen: Any,
+) -> ServeProcess:
+    """Start `serve` (or command, which runs it) and wait until it is ready."""
+    return wait_ready(launch_serve(env, command, **popen), timeout)
 
 
 def _drain_in_background(served: ServeProcess) -> None:

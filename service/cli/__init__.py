@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from db import StartupError
+from db.session import DRIVER_ERRORS
 from service import logs
 from service.cli.backup import cmd_backup
 from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
+from service.cli.failures import DatabaseFileError, check_database_path, describe
 from service.cli.migrations import (
     cmd_accept_checksum,
     cmd_baseline,
@@ -25,6 +28,15 @@ from service.cli.serve import cmd_serve
 from service.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("service")
+# Commands that open SERVICE_DATABASE_PATH (new and makemigration do not).
+_USES_DATABASE_FILE = frozenset(
+    {"serve", "migrate", "status", "check", "backup", "baseline", "accept-checksum"}
+)
+_DATABASE_FAILURES: tuple[type[Exception], ...] = (
+    OSError,
+    sqlite3.Error,
+    *DRIVER_ERRORS,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate checksums and the entity mapping")
     backup = commands.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("path", type=Path)
+    backup.add_argument(
+        "--force", action="store_true", help="replace the file at PATH if it exists"
+    )
     adopt = commands.add_parser(
         "baseline",
         help="adopt a database these migrations did not create: record files "
@@ -81,7 +96,10 @@ def main(
         print(f"configuration error: {ex}", file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(settings.log_level)
+    path = settings.database_path
     try:
+        if args.command in _USES_DATABASE_FILE and settings.target.dialect == "sqlite":
+            check_database_path(path)
         match args.command:
             case "serve":
                 return serve(settings)
@@ -96,12 +114,17 @@ def main(
             case "check":
                 return cmd_check(settings)
             case "backup":
-                return cmd_backup(settings, args.path)
+                return cmd_backup(settings, args.path, force=args.force)
             case "baseline":
                 return cmd_baseline(settings, args.version)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
-    except (StartupError, TimeoutError, OSError) as ex:
+    except (DatabaseFileError, StartupError, TimeoutError) as ex:
         log.critical("%s failed: %s", args.command, ex, extra={"event": "failed"})
+        return EXIT_FAILED
+    except _DATABASE_FAILURES as ex:
+        # Never a traceback: one line naming the cause (corrupt, read-only...).
+        cause = describe(path, ex)
+        log.critical("%s failed: %s", args.command, cause, extra={"event": "failed"})
         return EXIT_FAILED
     raise AssertionError(args.command)  # argparse only allows the commands above
