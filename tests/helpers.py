@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.pg import find_bindir
+
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "schema_migrations"
 # The shipped migration versions; tests add their own files after LATEST.
@@ -24,8 +28,27 @@ SHIPPED = sorted(
     {int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")}
 )
 LATEST = SHIPPED[-1]
+# For tests that run check or makemigration, which start a throwaway PostgreSQL
+# server: skipped where its binaries are missing, unless CI requires them.
+needs_postgres_binaries = pytest.mark.skipif(
+    find_bindir() is None and os.environ.get("SERVICE_REQUIRE_POSTGRES") != "1",
+    reason="PostgreSQL server binaries not found (apt-get install postgresql)",
+)
 # PostgreSQL halves the tests use until schema_migrations/ ships its own.
 PG_STAND_IN = Path(__file__).resolve().parent / "pg_stand_in"
+
+
+def stand_ins() -> list[Path]:
+    """The tests/pg_stand_in/ halves of versions schema_migrations/ ships none for."""
+    return [
+        file
+        for file in sorted(PG_STAND_IN.glob("*.postgres.sql"))
+        if not [
+            p
+            for p in MIGRATIONS.glob(f"{file.name[:4]}_*.sql")
+            if not p.name.endswith(".sqlite.sql")
+        ]
+    ]
 
 
 def copy_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:
@@ -37,9 +60,8 @@ def copy_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for file in MIGRATIONS.glob("*.sql"):
         shutil.copy(file, target / file.name)
-    for file in PG_STAND_IN.glob("*.postgres.sql"):
-        if not list(MIGRATIONS.glob(f"{file.name[:4]}_*.postgres.sql")):
-            shutil.copy(file, target / file.name)
+    for file in stand_ins():
+        shutil.copy(file, target / file.name)
     for name, sql in (extra or {}).items():
         (target / name).write_text(sql)
     return target

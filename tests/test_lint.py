@@ -11,7 +11,13 @@ from db import migrate as m
 from db.migrations import lint
 from db.migrations.scratch import scratch_like
 from db.target import SqliteTarget
-from tests.helpers import LATEST, copy_migrations, run_cli, service_env
+from tests.helpers import (
+    LATEST,
+    copy_migrations,
+    needs_postgres_binaries,
+    run_cli,
+    service_env,
+)
 
 V2, V3 = LATEST + 1, LATEST + 2
 P2, P3 = f"{V2:04d}", f"{V3:04d}"
@@ -121,7 +127,7 @@ def test_safe_changes_are_not_findings(tmp_path: Path, case: str) -> None:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_check_refuses_a_pending_drop_on_a_database_with_rows(tmp_path: Path) -> None:
     """`check` fails on a pending DROP COLUMN until the header acknowledges it; applied files are not linted."""
     folder = copy_migrations(

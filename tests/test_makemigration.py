@@ -24,7 +24,14 @@ from db.migrate import discover, migrate
 from db.migrations import lint
 from db.migrations.scratch import scratch_like
 from db.target import SqliteTarget
-from tests.helpers import LATEST, MIGRATIONS, copy_migrations, run_cli, service_env
+from tests.helpers import (
+    LATEST,
+    MIGRATIONS,
+    copy_migrations,
+    needs_postgres_binaries,
+    run_cli,
+    service_env,
+)
 
 Define = Callable[[orm.Database], Any]
 
@@ -622,7 +629,7 @@ def drifted(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_cli_check_fails_until_the_migration_exists(
     tmp_path: Path, drifted: Path
 ) -> None:

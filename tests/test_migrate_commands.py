@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from db import migrate as m
-from tests.helpers import LATEST, copy_migrations, run_cli, service_env
+from tests.helpers import (
+    LATEST,
+    copy_migrations,
+    needs_postgres_binaries,
+    run_cli,
+    service_env,
+)
 
 V2, V3 = LATEST + 1, LATEST + 2
 P2, P3 = f"{V2:04d}", f"{V3:04d}"
@@ -235,7 +241,7 @@ def critical(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
     """A table no entity declares fails both check and makemigration --check; the shipped files pass both."""
     shipped = service_env(
@@ -256,7 +262,7 @@ def test_check_and_makemigration_check_agree(tmp_path: Path) -> None:
     assert 'drop table "legacy"' in make.stdout
 
 
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_check_does_not_report_the_scratch_database(tmp_path: Path) -> None:
     """check prints no 'applied migration' lines and creates no database."""
     path = tmp_path / "live.sqlite3"
@@ -267,7 +273,7 @@ def test_check_does_not_report_the_scratch_database(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_comment_only_file_is_pending_without_sql(tmp_path: Path) -> None:
     """A file made by `new`: status says 'pending, no SQL yet'; migrate, serve and check refuse in one line."""
     folder = copy_migrations(tmp_path / "mig")

@@ -15,7 +15,7 @@ import pytest
 from db import MigrationError
 from db import migrate as m
 from db.target import PostgresTarget
-from tests.helpers import LATEST, SHIPPED, run_cli
+from tests.helpers import LATEST, SHIPPED, needs_postgres_binaries, run_cli
 
 if TYPE_CHECKING:  # the module is a plugin: importing it first breaks its rewrite
     from tests.migration_engines import Engine
@@ -285,7 +285,7 @@ def test_schema_check_on_both_engines(engine: Engine) -> None:
     ]
 
 
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_check_lints_pending_files_on_the_live_database(engine: Engine) -> None:
     """check refuses a pending DROP COLUMN on the database the settings name, on either engine."""
     folder = engine.folder(

@@ -9,7 +9,7 @@ import pytest
 from db import SchemaMismatchError, open_database
 from db.database import entity_schema_problems
 from db.migrate import discover
-from tests.helpers import copy_migrations, run_cli, service_env
+from tests.helpers import copy_migrations, needs_postgres_binaries, run_cli, service_env
 
 
 def folder_with_0001(tmp_path: Path, ddl: str) -> Path:
@@ -113,7 +113,7 @@ def test_serve_refuses_mismatch_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
-@pytest.mark.usefixtures("postgres")  # check covers PostgreSQL: needs its binaries
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_check_command_reports_entity_drift(tmp_path: Path) -> None:
     """`check` fails when the migrations no longer match the entities."""
     shipped = copy_migrations(tmp_path / "shipped")

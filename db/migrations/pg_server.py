@@ -42,9 +42,15 @@ def find_bindir() -> Path | None:
 
 
 def _as_server_user(command: list[str]) -> list[str]:
-    return (
-        ["runuser", "-u", SERVER_USER, "--", *command] if os.geteuid() == 0 else command
-    )
+    if os.geteuid() != 0:
+        return command
+    # runuser is in /usr/sbin, which a minimal PATH may leave out.
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
+        raise MigrationError(
+            "running as root, but runuser (util-linux) is not installed"
+        )
+    return [runuser, "-u", SERVER_USER, "--", *command]
 
 
 def _run(command: list[str], what: str) -> None:
@@ -56,6 +62,8 @@ def _run(command: list[str], what: str) -> None:
             text=True,
             timeout=120,
         )
+    except FileNotFoundError as ex:
+        raise MigrationError(f"{what} failed: {ex.strerror}: {ex.filename}") from ex
     except subprocess.CalledProcessError as ex:
         tail = (ex.stderr or ex.stdout or "").strip().splitlines()[-1:] or ["no output"]
         raise MigrationError(f"{what} failed: {tail[0]}") from ex
