@@ -25,6 +25,7 @@ from db.migrate import Migration
 from db.records import SchemaState
 from db.search import Search
 from db.session import WriteGate, begin_write, writing
+from db.target import DatabaseTarget, PostgresTarget
 from db.token_uses import TokenUses
 from db.users import Users
 
@@ -142,6 +143,22 @@ class Database:
         self.engine.closed()
 
 
+def engine_for(
+    target: DatabaseTarget,
+    *,
+    synchronous: str = "NORMAL",
+    threads: int = 8,
+    lock_timeout: float = 5.0,
+) -> Engine:
+    """The engine for a target: an SQLite file or a PostgreSQL database."""
+    if isinstance(target, PostgresTarget):
+        # Imported here: psycopg2 is loaded only when PostgreSQL is in use.
+        from db.dialects.postgres_engine import PostgresEngine
+
+        return PostgresEngine(target, threads=threads, lock_timeout=lock_timeout)
+    return SqliteEngine(target.path, synchronous)
+
+
 def open_database(
     path: Path | None = None,
     *,
@@ -167,7 +184,7 @@ def open_database(
     orm_db = _orm(engine, connections)
     try:
         engine.check_schema(orm_db)
-        engine.started()
+        engine.started(orm_db)
     except BaseException:
         orm_db.disconnect()
         connections.close_all()

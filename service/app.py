@@ -8,6 +8,7 @@ import falcon
 import orjson
 
 from db import Database, open_database
+from db.database import engine_for
 from service import openapi, problems, resources
 from service.auth import Authenticator
 from service.config import Settings
@@ -20,8 +21,14 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def open_for(settings: Settings) -> Database:
     """Open (migrate, map, check) the database the settings name."""
+    engine = engine_for(
+        settings.target,
+        synchronous=settings.synchronous,
+        threads=settings.threads,
+        lock_timeout=settings.write_lock_timeout,
+    )
     return open_database(
-        settings.database_path,
+        engine=engine,
         migrate=settings.migrate,
         migrations_source=settings.migrations_path,
         synchronous=settings.synchronous,

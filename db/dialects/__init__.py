@@ -75,8 +75,8 @@ class Engine(Protocol):
     def check_schema(self, orm_db: Any) -> None:
         """Map the entities; SchemaMismatchError when the schema differs."""
 
-    def started(self) -> None:
-        """Maintenance once the database is open and checked."""
+    def started(self, orm_db: Any) -> None:
+        """Checks and maintenance once the database is open and mapped."""
 
     def gate(self, timeout: float) -> WriteGate:
         """The write gate requests pass (bounded by timeout)."""

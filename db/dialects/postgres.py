@@ -150,6 +150,7 @@ def check_capacity(orm_db: Any, needed: int) -> None:
         raise StartupError(
             f"PostgreSQL has room for {free} more connection(s) "
             f"(max_connections {maximum}, {reserved} reserved, {used} in use); "
-            f"the service needs {needed} (SERVICE_THREADS + 1 + the migration "
-            "connection): lower SERVICE_THREADS or raise max_connections"
+            f"the service needs {needed} more (one per SERVICE_THREADS worker and "
+            "one for recording token use): lower SERVICE_THREADS or raise "
+            "max_connections"
         )

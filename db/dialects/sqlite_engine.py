@@ -151,7 +151,7 @@ class SqliteEngine:
         """One writer at a time in this process, waiting at most timeout."""
         return SerialGate(timeout)
 
-    def started(self) -> None:
+    def started(self, orm_db: Any) -> None:
         """Let SQLite gather the statistics a long-lived connection needs."""
         con = sqlite.connect(self.path, self.synchronous)
         try:

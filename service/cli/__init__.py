@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,11 +31,7 @@ log = logging.getLogger("service")
 _USES_DATABASE_FILE = frozenset(
     {"serve", "migrate", "status", "check", "backup", "baseline", "accept-checksum"}
 )
-_DATABASE_FAILURES: tuple[type[Exception], ...] = (
-    OSError,
-    sqlite3.Error,
-    *DRIVER_ERRORS,
-)
+_DATABASE_FAILURES: tuple[type[Exception], ...] = DRIVER_ERRORS  # OSError too
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 from pathlib import Path
+
+from db.dialects import sqlite
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -76,6 +77,6 @@ def describe(path: Path, ex: BaseException) -> str:
     if isinstance(ex, OSError) and ex.strerror:
         where = f": {ex.filename}" if ex.filename else ""
         return f"{ex.strerror}{where}"
-    if isinstance(ex, sqlite3.Error):
+    if isinstance(ex, sqlite.ERROR):
         return f"{path}: SQLite: {text}"
     return text
