@@ -1,4 +1,9 @@
-"""Fixtures: a migrated template database, settings, the app, a client."""
+"""Fixtures: a migrated template database per engine, settings, the app, a client.
+
+Every test that uses `target` (directly or through `settings`, `database`,
+`app` or `client`) runs on SQLite and on PostgreSQL: pytest_generate_tests
+parametrizes `engine_name`. `@pytest.mark.engines("sqlite")` narrows that.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,28 @@ import falcon.testing
 import pytest
 
 from db import Database, open_database
-from service.app import create_app
+from db.database import engine_for
+from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
+from service.app import create_app, open_for
 from service.config import Settings
+from tests.engines import ENGINES, settings_for
 from tests.pg import PostgresServer, find_bindir
 
 _database_names = itertools.count(1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that needs a target once per engine (or per engine marked)."""
+    if "engine_name" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("engines")
+    names = tuple(marker.args) if marker else ENGINES
+    unknown = set(names) - set(ENGINES)
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: engines() takes some of {ENGINES}"
+        )
+    metafunc.parametrize("engine_name", names)
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +59,27 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
+def _new_database_name() -> str:
+    return f"test_{os.getpid()}_{next(_database_names)}"
+
+
 @pytest.fixture
 def pg_url(postgres: PostgresServer) -> Iterator[str]:
     """The URL of an empty database of this test's own; dropped afterwards."""
-    name = f"test_{os.getpid()}_{next(_database_names)}"
+    name = _new_database_name()
     url = postgres.create_database(name)
     yield url
     postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres: PostgresServer) -> str:
+    """A PostgreSQL database with every migration applied, copied per test."""
+    name = "template_migrated"
+    url = postgres.create_database(name)
+    open_database(engine=engine_for(PostgresTarget(url))).close()
+    postgres.terminate_sessions(name)  # CREATE DATABASE ... TEMPLATE needs none
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -57,22 +93,48 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db_path(tmp_path: Path, migrated: Path) -> Path:
-    """This test's own copy of the migrated database."""
+    """This test's own copy of the migrated SQLite file (SQLite-only tests)."""
     target = tmp_path / "db.sqlite3"
     shutil.copy(migrated, target)
     return target
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
+def target(
+    request: pytest.FixtureRequest, engine_name: str
+) -> Iterator[DatabaseTarget]:
+    """This test's own migrated database: a copy of the engine's template.
+
+    SQLite: the file db_path. PostgreSQL: CREATE DATABASE ... TEMPLATE of
+    the session's migrated database (a file copy), dropped afterwards.
+    """
+    if engine_name == "sqlite":
+        yield SqliteTarget(request.getfixturevalue("db_path"))
+        return
+    if "db_path" in request.fixturenames:
+        # db_path would be a file nobody writes to: the test would pass on nothing.
+        raise pytest.UsageError(
+            f"{request.node.nodeid} reads db_path on PostgreSQL: use target "
+            "(tests.engines.rows) or mark it engines('sqlite')"
+        )
+    server: PostgresServer = request.getfixturevalue("postgres")
+    template: str = request.getfixturevalue("pg_template")
+    name = _new_database_name()
+    url = server.create_database(name, template=template)
+    yield PostgresTarget(url)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def settings(target: DatabaseTarget) -> Settings:
     """Settings pointing at this test's database."""
-    return Settings(database_path=db_path)
+    return settings_for(target)
 
 
 @pytest.fixture
 def database(settings: Settings) -> Iterator[Database]:
     """The opened database (migrated, mapped, checked); closed afterwards."""
-    opened = open_database(settings.database_path)
+    opened = open_for(settings)
     yield opened
     opened.close()
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import falcon.testing
 import pytest
 
 from db import Database
+from db.target import DatabaseTarget
 from service.app import create_app
-from service.config import Settings
+from tests.engines import settings_for
 from tests.messaging_helpers import ADMIN, ADMIN_TOKEN, bearer, make_user, post, start
 from tests.test_api import assert_problem
 
@@ -20,9 +20,9 @@ JUST_PAST = str(2**63)
 
 
 @pytest.fixture
-def client(db_path: Path, database: Database) -> Client:
+def client(target: DatabaseTarget, database: Database) -> Client:
     """A client for an app with SERVICE_ADMIN_TOKEN set."""
-    settings = Settings(database_path=db_path, admin_token=ADMIN_TOKEN)
+    settings = settings_for(target, admin_token=ADMIN_TOKEN)
     return falcon.testing.TestClient(create_app(settings, database=database))
 
 
@@ -156,7 +156,6 @@ def test_search_refuses_more_than_16_words(client: Client, ann: str) -> None:
 def test_control_characters_in_text_are_422(
     client: Client,
     ann: str,
-    db_path: Path,
     char: str,
     path: str,
     payload: dict[str, str],

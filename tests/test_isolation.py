@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import falcon.testing
 import pytest
@@ -11,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from db import Database
+from db.target import DatabaseTarget
 from service.app import create_app
-from service.config import Settings
+from tests.engines import settings_for
 from tests.messaging_helpers import ADMIN_TOKEN, bearer, make_user, post
 
 Client = falcon.testing.TestClient
@@ -21,9 +21,9 @@ _handles = itertools.count()
 
 
 @pytest.fixture
-def client(db_path: Path, database: Database) -> Client:
+def client(target: DatabaseTarget, database: Database) -> Client:
     """A client for an app with SERVICE_ADMIN_TOKEN set."""
-    settings = Settings(database_path=db_path, admin_token=ADMIN_TOKEN)
+    settings = settings_for(target, admin_token=ADMIN_TOKEN)
     return falcon.testing.TestClient(create_app(settings, database=database))
 
 

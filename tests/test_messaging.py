@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,10 @@ import falcon.testing
 import pytest
 
 from db import Database
+from db.target import DatabaseTarget, SqliteTarget
 from service import auth
 from service.app import create_app
-from service.config import Settings
+from tests.engines import execute, rows, settings_for
 from tests.messaging_helpers import (
     ADMIN,
     ADMIN_TOKEN,
@@ -29,17 +29,17 @@ Client = falcon.testing.TestClient
 
 
 @pytest.fixture
-def client(db_path: Path, database: Database) -> Client:
+def client(target: DatabaseTarget, database: Database) -> Client:
     """A client for an app with SERVICE_ADMIN_TOKEN set."""
-    settings = Settings(database_path=db_path, admin_token=ADMIN_TOKEN)
+    settings = settings_for(target, admin_token=ADMIN_TOKEN)
     return falcon.testing.TestClient(create_app(settings, database=database))
 
 
 @pytest.fixture
-def open_client(db_path: Path, database: Database) -> Client:
+def open_client(target: DatabaseTarget, database: Database) -> Client:
     """A client for an app without an admin token (local development)."""
     return falcon.testing.TestClient(
-        create_app(Settings(database_path=db_path), database=database)
+        create_app(settings_for(target), database=database)
     )
 
 
@@ -135,15 +135,37 @@ def test_missing_or_unknown_token_is_401(
     assert result.headers["www-authenticate"] == auth.CHALLENGE
 
 
-def test_token_is_stored_hashed_only(client: Client, db_path: Path) -> None:
+def database_files(
+    target: DatabaseTarget, request: pytest.FixtureRequest
+) -> list[Path]:
+    """The files holding the database's bytes, written out now.
+
+    SQLite: the file and its WAL. PostgreSQL: after a CHECKPOINT (shared
+    buffers written to disk), the database's own directory and the WAL
+    segment being written.
+    """
+    if isinstance(target, SqliteTarget):
+        path = target.path
+        return [p for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
+    data = request.getfixturevalue("postgres").folder / "data"
+    ((oid, wal),) = rows(
+        target,
+        "SELECT oid, pg_walfile_name(pg_current_wal_lsn()) FROM pg_database "
+        "WHERE datname = current_database()",
+    )
+    execute(target, "CHECKPOINT")
+    return [p for p in (data / "base" / str(oid)).iterdir() if p.is_file()] + [
+        data / "pg_wal" / wal
+    ]
+
+
+def test_token_is_stored_hashed_only(
+    client: Client, target: DatabaseTarget, request: pytest.FixtureRequest
+) -> None:
     """The plain token is nowhere in the database files; its SHA-256 is."""
     token = make_user(client, "ann")
     assert client.simulate_get("/v1/me", headers=bearer(token)).status_code == 200
-    raw = b"".join(
-        path.read_bytes()
-        for path in (db_path, db_path.with_name(db_path.name + "-wal"))
-        if path.exists()
-    )
+    raw = b"".join(path.read_bytes() for path in database_files(target, request))
     assert auth.token_hash(token) in raw
     assert token.encode() not in raw
     assert token.removeprefix(auth.TOKEN_PREFIX).encode() not in raw
@@ -198,38 +220,34 @@ def test_token_comparison_is_constant_time(
     assert seen == [(auth.token_hash(ADMIN_TOKEN), auth.token_hash(ADMIN_TOKEN))]
 
 
-def _last_used(db_path: Path) -> Any:
-    con = sqlite3.connect(db_path)
-    try:
-        (used,) = con.execute("SELECT last_used_at FROM api_tokens").fetchone()
-    finally:
-        con.close()
+def _last_used(target: DatabaseTarget) -> Any:
+    ((used,),) = rows(target, "SELECT last_used_at FROM api_tokens")
     return used
 
 
 def test_token_use_is_recorded_off_the_request_path(
-    client: Client, database: Database, db_path: Path
+    client: Client, database: Database, target: DatabaseTarget
 ) -> None:
     """A GET with a token writes nothing itself; the noted use is written in the batch after."""
     token = make_user(client, "ann")
     assert client.simulate_get("/v1/me", headers=bearer(token)).status_code == 200
-    assert _last_used(db_path) is None  # the read request did not write
+    assert _last_used(target) is None  # the read request did not write
     assert database.token_uses.pending() == 1
     assert database.token_uses.flush() == 1
-    assert _last_used(db_path) is not None
+    assert _last_used(target) is not None
     # Within the touch interval another use is not news: nothing to write.
     assert client.simulate_get("/v1/me", headers=bearer(token)).status_code == 200
     assert database.token_uses.pending() == 0
 
 
 def test_noted_token_uses_are_written_at_close(
-    client: Client, database: Database, db_path: Path
+    client: Client, database: Database, target: DatabaseTarget
 ) -> None:
     """Closing the database writes the uses still waiting for their batch."""
     token = make_user(client, "ann")
     client.simulate_get("/v1/me", headers=bearer(token))
     database.close()
-    assert _last_used(db_path) is not None
+    assert _last_used(target) is not None
 
 
 def test_conversation_lifecycle(client: Client) -> None:
@@ -398,7 +416,7 @@ def test_paging_newest_first_while_messages_arrive(client: Client) -> None:
 
 
 def test_paging_oldest_first_while_messages_arrive(
-    client: Client, db_path: Path
+    client: Client, target: DatabaseTarget
 ) -> None:
     """Walking ?after= returns every message once, in order, new ones included."""
     ann, bob = make_user(client, "ann"), make_user(client, "bob")
@@ -414,11 +432,7 @@ def test_paging_oldest_first_while_messages_arrive(
             arrived += 1
 
     ids = _walk(client, bob, cid, "after", 0, arrive)
-    con = sqlite3.connect(db_path)
-    try:
-        stored = [r[0] for r in con.execute("SELECT id FROM messages ORDER BY id")]
-    finally:
-        con.close()
+    stored = [r[0] for r in rows(target, "SELECT id FROM messages ORDER BY id")]
     assert arrived == 3
     assert ids == stored
     assert len(ids) == 33

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import falcon.testing
 import pytest
 
 from db import Database
+from db.target import DatabaseTarget
 from service.app import create_app
-from service.config import Settings
+from tests.engines import settings_for
 from tests.messaging_helpers import ADMIN, ADMIN_TOKEN, bearer, make_user, post, start
 from tests.test_api import assert_problem
 
@@ -17,9 +16,9 @@ Client = falcon.testing.TestClient
 
 
 @pytest.fixture
-def client(db_path: Path, database: Database) -> Client:
+def client(target: DatabaseTarget, database: Database) -> Client:
     """A client for an app with SERVICE_ADMIN_TOKEN set."""
-    settings = Settings(database_path=db_path, admin_token=ADMIN_TOKEN)
+    settings = settings_for(target, admin_token=ADMIN_TOKEN)
     return falcon.testing.TestClient(create_app(settings, database=database))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import urllib.error
@@ -12,7 +11,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 
 import falcon
 import falcon.testing
@@ -20,10 +18,12 @@ import pytest
 from pony import orm
 
 from db import Database
+from db.target import DatabaseTarget
 from service.app import create_app
 from service.config import Settings
 from service.problems import Problem
 from service.server import Server
+from tests.engines import execute, rows
 
 
 class Probe:
@@ -32,6 +32,7 @@ class Probe:
     def __init__(self, database: Database) -> None:
         self._metadata = database.metadata
         self._orm = database.orm
+        self._engine = database.engine.dialect.name
 
     def on_post_crash(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Write, then raise an unexpected exception."""
@@ -63,11 +64,16 @@ class Probe:
         resp.media = {"created": True}
 
     def on_post_deferred(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Write, then break a foreign key that SQLite only checks at COMMIT."""
+        """Write, then break a constraint the database only checks at COMMIT.
+
+        SQLite: a foreign key, deferred by PRAGMA. PostgreSQL: the test's
+        deferred constraint trigger (refuse_at_commit) on this key.
+        """
         self._metadata.put("deferred", "x")
-        self._orm.get_connection().execute("PRAGMA defer_foreign_keys = ON")
-        membership = self._orm.entities["Membership"]
-        membership(conversation=999, user=999, joined_at=datetime(2026, 1, 1))
+        if self._engine == "sqlite":
+            self._orm.get_connection().execute("PRAGMA defer_foreign_keys = ON")
+            membership = self._orm.entities["Membership"]
+            membership(conversation=999, user=999, joined_at=datetime(2026, 1, 1))
         resp.media = {"written": True}
 
     def on_get_read(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -99,13 +105,22 @@ def no_session() -> bool:
     return True
 
 
-def keys(db_path: Path) -> list[str]:
-    """Keys stored in the file."""
-    con = sqlite3.connect(db_path)
-    try:
-        return [r[0] for r in con.execute("SELECT key FROM app_metadata ORDER BY key")]
-    finally:
-        con.close()
+def keys(target: DatabaseTarget) -> list[str]:
+    """Keys stored in the database, read on a connection of its own."""
+    return [r[0] for r in rows(target, "SELECT key FROM app_metadata ORDER BY key")]
+
+
+# PostgreSQL checks no constraint of the schema at COMMIT (none is
+# DEFERRABLE): this one is, and refuses the key 'deferred' when it commits.
+REFUSE_AT_COMMIT = """
+CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'foreign_key_violation';
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON app_metadata
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.key = 'deferred') EXECUTE FUNCTION refuse_at_commit();
+"""
 
 
 @pytest.mark.parametrize(
@@ -114,7 +129,7 @@ def keys(db_path: Path) -> list[str]:
 )
 def test_failed_request_rolls_back_its_writes(
     probe_app: falcon.App,
-    db_path: Path,
+    target: DatabaseTarget,
     route: str,
     status: int,  # type: ignore[type-arg]
 ) -> None:
@@ -122,7 +137,7 @@ def test_failed_request_rolls_back_its_writes(
     client = falcon.testing.TestClient(probe_app)
     result = client.simulate_post(f"/probe/{route}")
     assert result.status_code == status
-    assert keys(db_path) == []
+    assert keys(target) == []
     assert no_session()
     if route == "crash":
         assert result.headers["content-type"] == "application/problem+json"
@@ -130,17 +145,19 @@ def test_failed_request_rolls_back_its_writes(
         assert "Traceback" not in result.text
 
 
-def test_successful_request_commits(probe_app: falcon.App, db_path: Path) -> None:  # type: ignore[type-arg]
+def test_successful_request_commits(
+    probe_app: falcon.App, target: DatabaseTarget
+) -> None:  # type: ignore[type-arg]
     """A successful writing request is committed before the response is sent."""
     client = falcon.testing.TestClient(probe_app)
     assert client.simulate_post("/probe/ok").status_code == 200
-    assert keys(db_path) == ["ok"]
+    assert keys(target) == ["ok"]
     assert no_session()
 
 
 def test_failed_commit_is_409_and_keeps_earlier_data(
     probe_app: falcon.App,
-    db_path: Path,  # type: ignore[type-arg]
+    target: DatabaseTarget,  # type: ignore[type-arg]
 ) -> None:
     """A constraint failing at commit answers 409; the whole request is rolled back."""
     client = falcon.testing.TestClient(probe_app)
@@ -148,21 +165,23 @@ def test_failed_commit_is_409_and_keeps_earlier_data(
     result = client.simulate_post("/probe/conflict")
     assert result.status_code == 409
     assert result.headers["content-type"] == "application/problem+json"
-    assert keys(db_path) == ["before"]
+    assert keys(target) == ["before"]
     assert no_session()
     assert client.simulate_get("/probe/read").json == {"keys": ["before"]}
 
 
-def test_commit_refused_by_sqlite_is_409_and_releases_the_write_lock(
+def test_commit_refused_by_the_database_is_409_and_releases_the_write_lock(
     probe_app: falcon.App,  # type: ignore[type-arg]
-    db_path: Path,
+    target: DatabaseTarget,
 ) -> None:
-    """A COMMIT that SQLite refuses rolls the request back and frees the lock at once."""
+    """A COMMIT that the database refuses rolls the request back and frees the lock at once."""
+    if target.dialect == "postgres":
+        execute(target, REFUSE_AT_COMMIT)
     client = falcon.testing.TestClient(probe_app)
     result = client.simulate_post("/probe/deferred")
     assert result.status_code == 409
     assert result.headers["content-type"] == "application/problem+json"
-    assert keys(db_path) == []
+    assert keys(target) == []
     assert no_session()
     started = time.monotonic()
     assert (
@@ -171,7 +190,7 @@ def test_commit_refused_by_sqlite_is_409_and_releases_the_write_lock(
     )
     # Well under the 5 s write-lock timeout: nobody was left holding it.
     assert time.monotonic() - started < 1
-    assert keys(db_path) == ["after"]
+    assert keys(target) == ["after"]
 
 
 @pytest.fixture
@@ -198,7 +217,7 @@ def call(url: str, method: str) -> tuple[int, dict[str, object]]:
 
 
 def test_no_session_leaks_across_requests_under_waitress(
-    served: str, db_path: Path
+    served: str, target: DatabaseTarget
 ) -> None:
     """Under concurrent real HTTP, failing requests never leak a session into the next.
 
@@ -229,8 +248,8 @@ def test_no_session_leaks_across_requests_under_waitress(
             ("ok", 200): 40,
         }
     )
-    assert keys(db_path) == ["ok"]
+    assert keys(target) == ["ok"]
     started = time.monotonic()
     assert call(f"{served}/probe/ok?key=last", "POST")[0] == 200
     assert time.monotonic() - started < 1  # nobody holds the write lock
-    assert keys(db_path) == ["last", "ok"]
+    assert keys(target) == ["last", "ok"]

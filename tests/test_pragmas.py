@@ -1,4 +1,9 @@
-"""PRAGMAs are set on every connection Pony opens, in every thread."""
+"""PRAGMAs are set on every connection Pony opens, in every thread.
+
+SQLite only: PRAGMAs are SQLite's; PostgreSQL's session settings travel in
+the connection's startup options (tests/test_concurrency.py checks
+lock_timeout at work).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,13 @@ import os
 import threading
 from typing import Any
 
+import pytest
 from pony.orm import db_session
 
 from db import Database
 from db.dialects import sqlite as seam
+
+pytestmark = pytest.mark.engines("sqlite")
 
 
 def test_pragmas_read_back_from_two_threads(database: Database) -> None:
