@@ -55,6 +55,21 @@ def _no_controls(value: str) -> str:
     return value
 
 
+def _no_nul(value: str) -> str:
+    offset = value.find("\x00")
+    if offset >= 0:
+        raise PydanticCustomError(
+            "nul_character",
+            "must not contain U+0000 (found at offset {offset}): PostgreSQL text "
+            "cannot hold it",
+            {"offset": offset},
+        )
+    return value
+
+
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN), AfterValidator(_whole_key)]
+# Any text both engines store: everything but U+0000, which PostgreSQL's text
+# refuses (SQLite would keep it, and `transfer` could then not move the row).
+AnyText = Annotated[str, AfterValidator(_no_nul)]
 # Text people write: no control characters but tab, line feed, carriage return.
 Text = Annotated[str, AfterValidator(_no_controls)]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.fields import MAX_ID, Key, Text
+from service.fields import MAX_ID, AnyText, Key, Text
 
 MAX_VALUE_BYTES = 65_536
 
@@ -17,7 +17,7 @@ class MetadataIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    value: str = Field(description="Any UTF-8 text up to 64 KiB")
+    value: AnyText = Field(description="Any UTF-8 text up to 64 KiB but U+0000")
 
 
 class MetadataOut(BaseModel):

@@ -84,16 +84,26 @@ def test_put_creates_then_updates(client: Client, target: DatabaseTarget) -> Non
 
 
 def test_values_are_kept_exactly(client: Client) -> None:
-    """Whitespace, NUL, quotes and non-ASCII text round-trip unchanged."""
+    """Whitespace, control characters, quotes and non-ASCII text round-trip unchanged."""
     for value in [
         "  padded  ",
         "",
-        "nul\u0000inside",
+        "bell\u0007 and escape\u001b inside",
         "'; DROP TABLE app_metadata; --",
         "日本語 ✓ 🚀",
     ]:
         assert put(client, "k", value).status_code in (200, 201)
         assert client.simulate_get("/v1/metadata/k").json["value"] == value
+
+
+def test_nul_in_a_value_is_422_and_nothing_stored(
+    client: Client, target: DatabaseTarget
+) -> None:
+    """U+0000 is refused on every engine (PostgreSQL's text cannot hold it): 422, no row."""
+    body = assert_problem(put(client, "k", "nul\u0000inside"), 422)
+    assert body["errors"][0]["pointer"] == "#/value"
+    assert "U+0000" in body["errors"][0]["detail"]
+    assert stored(target) == []
 
 
 def test_delete_then_404(client: Client, target: DatabaseTarget) -> None:
