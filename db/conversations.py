@@ -171,11 +171,16 @@ class Conversations:
     def remove_member(self, user_id: int, conversation_id: int, handle: str) -> None:
         """Remove handle from a conversation of the user's (themselves included)."""
         self.require_member(user_id, conversation_id)
-        membership = orm.select(
-            mb
-            for mb in self._membership
-            if mb.conversation.id == conversation_id and mb.user.handle == handle
-        ).first()
+        # Locked, as in Messages.delete: a concurrent second removal is a 404.
+        membership = (
+            orm.select(
+                mb
+                for mb in self._membership
+                if mb.conversation.id == conversation_id and mb.user.handle == handle
+            )
+            .for_update()
+            .first()
+        )
         if membership is None:
             raise NotFoundError(f"{handle!r} is not a member of this conversation")
         membership.delete()

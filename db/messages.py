@@ -80,7 +80,11 @@ class Messages:
     def delete(self, user_id: int, conversation_id: int, message_id: int) -> None:
         """Delete the user's own message; ForbiddenError for someone else's."""
         self._conversations.require_member(user_id, conversation_id)
-        message = self._message.get(id=message_id, conversation=conversation_id)
+        # Locked (on PostgreSQL) so that of two concurrent deletes the
+        # second waits, then finds the row gone: 404, as on SQLite.
+        message = self._message.get_for_update(
+            id=message_id, conversation=conversation_id
+        )
         if message is None:
             raise NotFoundError(f"no message {message_id} in this conversation")
         if message.author.id != user_id:
