@@ -182,7 +182,16 @@ def translate(ex: BaseException) -> BaseException:
         from db.dialects import postgres  # psycopg2 only when it is in play
 
         kind = postgres.classify(original)
-    if kind is None and isinstance(ex, orm.TransactionIntegrityError):
+    if kind is None and isinstance(
+        ex,
+        # Pony's optimistic check: a row this session read changed under it
+        # before its write (PostgreSQL: reads take no lock).
+        (
+            orm.TransactionIntegrityError,
+            orm.OptimisticCheckError,
+            orm.UnrepeatableReadError,
+        ),
+    ):
         kind = ConflictError
     if kind is None:
         return ex

@@ -76,17 +76,34 @@ class Probe:
             membership(conversation=999, user=999, joined_at=datetime(2026, 1, 1))
         resp.media = {"written": True}
 
+    def on_post_stale(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Read an entity, let another session change its row, then write it."""
+        entry = self._orm.entities["AppMetadata"].get(key="before")
+        seen = entry.value  # Pony checks this value is unchanged when it writes
+        self.between()
+        entry.value = seen + " and the probe's"
+        resp.media = {"written": True}
+
+    def between(self) -> None:
+        """What happens between on_post_stale's read and its write (a test sets it)."""
+
     def on_get_read(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Read through an entity query inside the request's session."""
         resp.media = {"keys": [r.key for r in self._metadata.page(100, None).items]}
 
 
 @pytest.fixture
-def probe_app(settings: Settings, database: Database) -> falcon.App:  # type: ignore[type-arg]
+def probe(database: Database) -> Probe:
+    """The probe routes' resource."""
+    return Probe(database)
+
+
+@pytest.fixture
+def probe_app(settings: Settings, database: Database, probe: Probe) -> falcon.App:  # type: ignore[type-arg]
     """The real app plus the probe routes."""
     app = create_app(settings, database=database)
-    probe = Probe(database)
-    for name in ("crash", "refuse", "status", "ok", "conflict", "deferred", "read"):
+    names = ("crash", "refuse", "status", "ok", "conflict", "deferred", "stale", "read")
+    for name in names:
         app.add_route(f"/probe/{name}", probe, suffix=name)
     return app
 
@@ -191,6 +208,30 @@ def test_commit_refused_by_the_database_is_409_and_releases_the_write_lock(
     # Well under the 5 s write-lock timeout: nobody was left holding it.
     assert time.monotonic() - started < 1
     assert keys(target) == ["after"]
+
+
+@pytest.mark.engines("postgres")
+def test_row_changed_between_read_and_write_is_409(
+    probe_app: falcon.App,  # type: ignore[type-arg]
+    probe: Probe,
+    target: DatabaseTarget,
+) -> None:
+    """Another session changes a row a request read and then writes: 409, not 500.
+
+    PostgreSQL only: reads take no lock there, so Pony's optimistic check
+    catches the change at the write. On SQLite the request's write lock
+    keeps every other writer out from its first read on.
+    """
+    client = falcon.testing.TestClient(probe_app)
+    client.simulate_post("/probe/ok", params={"key": "before"})
+    probe.between = lambda: execute(  # type: ignore[method-assign]
+        target, "UPDATE app_metadata SET value = 'theirs' WHERE key = 'before'"
+    )
+    result = client.simulate_post("/probe/stale")
+    assert result.status_code == 409, result.text
+    assert result.headers["content-type"] == "application/problem+json"
+    assert rows(target, "SELECT value FROM app_metadata") == [("theirs",)]
+    assert no_session()
 
 
 @pytest.fixture
