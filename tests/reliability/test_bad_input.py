@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.helpers import ServeProcess, service_env
-from tests.reliability.support import Client, db_rows, integrity, problem_of, serving
+from db.target import DatabaseTarget
+from tests import engines
+from tests.helpers import ServeProcess
+from tests.reliability.support import Client, problem_of, serving
 
 pytestmark = pytest.mark.slow
 
@@ -198,10 +199,11 @@ RAW_CASES = [
 
 
 @pytest.mark.timeout(90)
-def test_every_bad_request_is_a_4xx_problem_and_stores_nothing(tmp_path: Path) -> None:
+def test_every_bad_request_is_a_4xx_problem_and_stores_nothing(
+    target: DatabaseTarget,
+) -> None:
     """Malformed, oversized, mistyped or misrouted requests: 4xx problem+json, no row."""
-    db = tmp_path / "db.sqlite3"
-    with serving(service_env(db)) as server:
+    with serving(engines.env_for(target)) as server:
         client = Client(server.url)
         # Controls: the limits are exact, so the cases above fail for their reason.
         status, _, _ = client.request(
@@ -255,5 +257,5 @@ def test_every_bad_request_is_a_4xx_problem_and_stores_nothing(tmp_path: Path) -
     )
     print(f"answered but not access-logged (waitress answers itself): {unlogged}")
     assert set(unlogged) <= WAITRESS_ANSWERS
-    assert db_rows(db, "SELECT key FROM app_metadata") == [("largest",)]
-    assert integrity(db) == "ok"
+    assert engines.rows(target, "SELECT key FROM app_metadata") == [("largest",)]
+    assert engines.integrity(target) == "ok"

@@ -9,7 +9,6 @@ New routes are fuzzed without touching this file.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import falcon.testing
 import pytest
@@ -18,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from db import open_database
-from service.app import create_app
-from service.config import Settings
+from db.target import DatabaseTarget
+from service.app import create_app, open_for
+from tests.engines import settings_for
 from tests.messaging_helpers import ADMIN, ADMIN_TOKEN, bearer, make_user, post, start
 from tests.reliability.support import env_seconds
 
@@ -28,6 +27,21 @@ pytestmark = pytest.mark.slow
 
 # 100 per operation and mode in CI; RELIABILITY_FUZZ_EXAMPLES=1000 digs deeper.
 EXAMPLES = int(env_seconds("RELIABILITY_FUZZ_EXAMPLES", 100))
+
+
+def examples_for(dialect: str, mode: GenerationMode, identity: str) -> int:
+    """Examples per operation: all of them on SQLite, fewer on PostgreSQL where it hardly matters.
+
+    Valid data with a token that gets in (positive, admin or user) reaches
+    the database: all of them there, since what only PostgreSQL refuses
+    (U+0000 in text took 100) shows only in such rows. Invalid data and
+    anonymous calls stop before the database: a quarter.
+    """
+    if dialect == "sqlite" or (
+        mode is GenerationMode.POSITIVE and identity in ("admin", "user")
+    ):
+        return EXAMPLES
+    return max(1, EXAMPLES // 4)
 
 
 IDENTITIES = ("anonymous", "admin", "user")
@@ -40,7 +54,7 @@ IDENTITIES = ("anonymous", "admin", "user")
 
 @pytest.fixture
 def api(
-    tmp_path: Path,
+    target: DatabaseTarget,
 ) -> Iterator[tuple[schemathesis.BaseSchema, dict[str, dict[str, str]]]]:
     """The app's own OpenAPI document through WSGI, and a header set per identity.
 
@@ -48,8 +62,8 @@ def api(
     token is a member of conversation 1, which has messages, so generated
     requests with the user's token reach the handlers behind the checks.
     """
-    config = Settings(database_path=tmp_path / "db.sqlite3", admin_token=ADMIN_TOKEN)
-    database = open_database(config.database_path)
+    config = settings_for(target, admin_token=ADMIN_TOKEN)
+    database = open_for(config)
     try:
         app = create_app(config, database=database)
         client = falcon.testing.TestClient(app)
@@ -75,10 +89,16 @@ def takes_input(operation: schemathesis.APIOperation) -> bool:
 @pytest.mark.timeout(600)
 def test_every_operation_never_fails_and_conforms_to_the_document(
     api: tuple[schemathesis.BaseSchema, dict[str, dict[str, str]]],
+    target: DatabaseTarget,
     mode: GenerationMode,
     identity: str,
 ) -> None:
-    """Generated requests, with no token, the admin's, a user's: no 5xx, all as documented."""
+    """Generated requests, with no token, the admin's, a user's: no 5xx, all as documented.
+
+    On both engines; fewer examples on PostgreSQL where it hardly matters
+    (examples_for).
+    """
+    examples = examples_for(target.dialect, mode, identity)
     api_schema, identities = api
     headers = identities[identity]
     operations = [result.ok() for result in api_schema.get_all_operations()]
@@ -90,7 +110,7 @@ def test_every_operation_never_fails_and_conforms_to_the_document(
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=EXAMPLES,
+            max_examples=examples,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -105,6 +125,6 @@ def test_every_operation_never_fails_and_conforms_to_the_document(
         except Exception as ex:  # collect every operation's failure, then fail
             failures.append(f"{operation.label}: {ex}")
     print(
-        f"{mode.value}/{identity}: {len(operations)} operations x {EXAMPLES} examples"
+        f"{mode.value}/{identity}: {len(operations)} operations x {examples} examples"
     )
     assert failures == [], "\n\n".join(failures)
