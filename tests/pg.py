@@ -51,9 +51,11 @@ def free_port() -> int:
 
 
 def _as_server_user(command: list[str]) -> list[str]:
-    if os.geteuid() == 0:
-        return ["runuser", "-u", SUPERUSER, "--", *command]
-    return command
+    if os.geteuid() != 0:
+        return command
+    # runuser is in /usr/sbin, which a minimal PATH (the walkthrough's) leaves out.
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    return [runuser or "runuser", "-u", SUPERUSER, "--", *command]
 
 
 @dataclass
