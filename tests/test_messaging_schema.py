@@ -1,14 +1,19 @@
-"""The messaging schema: FTS5 beside the entities, ON DELETE rules."""
+"""The messaging schema: the search index beside the entities, ON DELETE rules."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from db.dialects import sqlite as seam
 from db.dialects import sqlite_schema
+from db.target import DatabaseTarget
+from tests.engines import execute, rows
+
+NOW = "2026-01-01 00:00:00.000000"
 
 
 def _seed(con: sqlite3.Connection) -> None:
@@ -27,8 +32,77 @@ def con(db_path: Path) -> sqlite3.Connection:
     return connection
 
 
+@pytest.fixture
+def seeded(target: DatabaseTarget) -> DatabaseTarget:
+    """This test's migrated database with ann, her conversation and one message."""
+    for sql, params in SEED:
+        execute(target, sql, params)
+    return target
+
+
+SEED: list[tuple[str, tuple[object, ...]]] = [
+    (
+        "INSERT INTO users (id, handle, display_name, created_at) VALUES (1, 'ann', 'Ann', ?)",
+        (NOW,),
+    ),
+    (
+        "INSERT INTO conversations (id, title, created_by, created_at, last_message_at) "
+        "VALUES (1, 't', 1, ?, ?)",
+        (NOW, NOW),
+    ),
+    (
+        "INSERT INTO memberships (conversation_id, user_id, joined_at) VALUES (1, 1, ?)",
+        (NOW,),
+    ),
+    (
+        "INSERT INTO messages (id, conversation_id, author_id, body, created_at) "
+        "VALUES (1, 1, 1, 'hello world', ?)",
+        (NOW,),
+    ),
+]
+
+
+def run(target: DatabaseTarget, sql: str, params: tuple[object, ...] = ()) -> None:
+    """One statement with foreign keys enforced, committed at once.
+
+    SQLite enforces them per connection, and tests.engines' connections do
+    not ask to: seam.connect() does, as the service's connections do.
+    """
+    if target.dialect == "postgres":
+        execute(target, sql, params)
+        return
+    con = seam.connect(target.path)  # type: ignore[union-attr]
+    try:
+        con.execute(sql, params)
+        con.commit()
+    finally:
+        con.close()
+
+
+def count(target: DatabaseTarget, sql: str) -> int:
+    """The single number a COUNT query returns."""
+    ((n,),) = rows(target, sql)
+    return int(n)
+
+
+def hits(target: DatabaseTarget, word: str) -> list[int]:
+    """Ids of the messages the search index finds word in."""
+    if target.dialect == "postgres":
+        sql = (
+            "SELECT id FROM messages WHERE body_tsv @@ plainto_tsquery('simple', ?) "
+            "ORDER BY id"
+        )
+    else:
+        sql = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid"
+    return [r[0] for r in rows(target, sql, (word,))]
+
+
 def test_fts_tables_exist_but_are_not_compared(con: sqlite3.Connection) -> None:
-    """The FTS5 table and its shadow tables are left out of the compared schema."""
+    """The FTS5 table and its shadow tables are left out of the compared schema.
+
+    SQLite only: FTS5's virtual and shadow tables. PostgreSQL's index is a
+    generated column the schema check knows (tests/test_schema_check.py).
+    """
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     assert {"messages_fts", "messages_fts_data", "messages_fts_idx"} <= names
     assert sqlite_schema.virtual_tables(con) >= {"messages_fts", "messages_fts_data"}
@@ -47,68 +121,83 @@ def test_fts_tables_exist_but_are_not_compared(con: sqlite3.Connection) -> None:
     }
 
 
-def test_fts_follows_inserts_updates_and_deletes(con: sqlite3.Connection) -> None:
-    """The triggers keep the index in step with messages."""
-
-    def hits(word: str) -> list[int]:
-        return [
-            r[0]
-            for r in con.execute(
-                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", (word,)
-            )
-        ]
-
-    assert hits("hello") == [1]
-    con.execute("UPDATE messages SET body = 'goodbye' WHERE id = 1")
-    assert (hits("hello"), hits("goodbye")) == ([], [1])
-    con.execute("DELETE FROM messages WHERE id = 1")
-    assert hits("goodbye") == []
-    assert con.execute(
-        "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')"
-    )
-
-
-def test_user_with_history_cannot_be_deleted(con: sqlite3.Connection) -> None:
-    """users -> messages/conversations is NO ACTION: history is never erased by accident."""
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-        con.execute("DELETE FROM users WHERE id = 1")
-
-
-def test_conversation_delete_cascades(con: sqlite3.Connection) -> None:
-    """Deleting a conversation removes its memberships, messages and their index."""
-    con.execute("DELETE FROM conversations WHERE id = 1")
-    assert con.execute("SELECT count(*) FROM memberships").fetchone()[0] == 0
-    assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
-    hits = con.execute(
-        "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'hello'"
-    )
-    assert hits.fetchone()[0] == 0
-
-
-def test_user_delete_cascades_to_tokens(con: sqlite3.Connection) -> None:
-    """A user without history takes their tokens and memberships along."""
-    con.execute("INSERT INTO users VALUES (2, 'bob', 'Bob', '2026-01-01 00:00:00')")
-    con.execute(
-        "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (2, x'00', '2026-01-01')"
-    )
-    con.execute("INSERT INTO memberships VALUES (1, 2, '2026-01-01')")
-    con.execute("DELETE FROM users WHERE id = 2")
-    assert con.execute("SELECT count(*) FROM api_tokens").fetchone()[0] == 0
-    assert (
-        con.execute("SELECT count(*) FROM memberships WHERE user_id = 2").fetchone()[0]
-        == 0
-    )
-
-
-def test_paging_query_uses_the_composite_index(con: sqlite3.Connection) -> None:
-    """Reading a conversation's latest messages walks (conversation_id, id)."""
-    plan = " ".join(
-        str(r[3])
-        for r in con.execute(
-            "EXPLAIN QUERY PLAN SELECT m.id FROM messages m JOIN users u ON u.id = m.author_id "
-            "WHERE m.conversation_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT 51",
-            (1, 10**9),
+def test_search_index_follows_inserts_updates_and_deletes(
+    seeded: DatabaseTarget,
+) -> None:
+    """The index keeps in step with messages (FTS5 triggers; a generated tsvector)."""
+    assert hits(seeded, "hello") == [1]
+    run(seeded, "UPDATE messages SET body = 'goodbye' WHERE id = 1")
+    assert (hits(seeded, "hello"), hits(seeded, "goodbye")) == ([], [1])
+    run(seeded, "DELETE FROM messages WHERE id = 1")
+    assert hits(seeded, "goodbye") == []
+    if seeded.dialect == "sqlite":
+        execute(
+            seeded, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')"
         )
+
+
+def test_user_with_history_cannot_be_deleted(seeded: DatabaseTarget) -> None:
+    """users -> messages/conversations is NO ACTION: history is never erased by accident."""
+    refused = (sqlite3.IntegrityError, psycopg2.IntegrityError)
+    with pytest.raises(refused, match=r"(?i)foreign key"):
+        run(seeded, "DELETE FROM users WHERE id = 1")
+    assert count(seeded, "SELECT count(*) FROM users") == 1
+
+
+def test_conversation_delete_cascades(seeded: DatabaseTarget) -> None:
+    """Deleting a conversation removes its memberships, messages and their index."""
+    run(seeded, "DELETE FROM conversations WHERE id = 1")
+    assert count(seeded, "SELECT count(*) FROM memberships") == 0
+    assert count(seeded, "SELECT count(*) FROM messages") == 0
+    assert hits(seeded, "hello") == []
+
+
+def test_user_delete_cascades_to_tokens(seeded: DatabaseTarget) -> None:
+    """A user without history takes their tokens and memberships along."""
+    run(
+        seeded,
+        "INSERT INTO users (id, handle, display_name, created_at) VALUES (2, 'bob', 'Bob', ?)",
+        (NOW,),
     )
+    run(
+        seeded,
+        "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (2, ?, ?)",
+        (b"\x00", NOW),
+    )
+    run(
+        seeded,
+        "INSERT INTO memberships (conversation_id, user_id, joined_at) VALUES (1, 2, ?)",
+        (NOW,),
+    )
+    run(seeded, "DELETE FROM users WHERE id = 2")
+    assert count(seeded, "SELECT count(*) FROM api_tokens") == 0
+    assert count(seeded, "SELECT count(*) FROM memberships WHERE user_id = 2") == 0
+
+
+PAGE = (
+    "SELECT m.id FROM messages m JOIN users u ON u.id = m.author_id "
+    "WHERE m.conversation_id = 1 AND m.id < 1000000000 ORDER BY m.id DESC LIMIT 51"
+)
+
+
+def test_paging_query_uses_the_composite_index(seeded: DatabaseTarget) -> None:
+    """Reading a conversation's latest messages walks (conversation_id, id), no sort.
+
+    PostgreSQL plans a sequential scan for a table this small, so the plan
+    is read with sequential scans off: the index must serve the order.
+    """
+    if seeded.dialect == "postgres":
+        con = psycopg2.connect(seeded.url)  # type: ignore[union-attr]
+        try:
+            cur = con.cursor()
+            cur.execute("SET enable_seqscan = off")
+            cur.execute("EXPLAIN " + PAGE)
+            plan = " ".join(r[0] for r in cur.fetchall())
+        finally:
+            con.close()
+        assert "idx_messages__conversation_id_id" in plan
+        assert "Sort" not in plan
+        return
+    plan = " ".join(str(r[3]) for r in rows(seeded, "EXPLAIN QUERY PLAN " + PAGE))
     assert "idx_messages__conversation_id_id" in plan
     assert "TEMP B-TREE" not in plan
