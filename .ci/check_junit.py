@@ -22,17 +22,25 @@ def is_postgres(case: ET.Element) -> bool:
     return bool(_POSTGRES_PARAMETER.search(name)) or "postgres" in module
 
 
+def skip_of(case: ET.Element) -> ET.Element | None:
+    """The case's <skipped> element, unless it is an expected failure (which ran)."""
+    skip = case.find("skipped")
+    if skip is None or skip.get("type") == "pytest.xfail":
+        return None
+    return skip
+
+
 def problems(report: str) -> tuple[str, list[str]]:
     """A summary line and what is wrong with the run in report (empty: fine)."""
     root = ET.parse(report).getroot()  # noqa: S314 - our own pytest's report
     cases = list(root.iter("testcase"))
-    ran = [c for c in cases if c.find("skipped") is None]
+    ran = [c for c in cases if skip_of(c) is None]
     integration = [c for c in ran if ".integration." in c.get("classname", "")]
     postgres = [c for c in ran if is_postgres(c)]
     skipped_pg = [
         f"{c.get('classname')}::{c.get('name')}"
         for c in cases
-        if (skip := c.find("skipped")) is not None
+        if (skip := skip_of(c)) is not None
         and "postgresql" in (skip.get("message", "") + (skip.text or "")).lower()
     ]
     summary = (

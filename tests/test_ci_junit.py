@@ -22,6 +22,11 @@ def test_api(engine_name, limit):
     if engine_name == "postgres" and {{skip}}:
         pytest.skip({NO_SERVER!r})
 
+@pytest.mark.xfail(strict=True, reason="a known PostgreSQL bug")
+def test_known_bug():
+    """Stands for an expected failure: it ran, it was not skipped."""
+    assert False
+
 def test_transfer():
     """Stands for a test that takes pg_url, with no engine parameter."""
     if {{skip_transfer}}:
@@ -86,10 +91,10 @@ def test_a_run_with_one_postgres_test_skipped_fails(tmp_path: Path) -> None:
 
 
 def test_a_run_where_postgres_tests_ran_passes(tmp_path: Path) -> None:
-    """Every test ran, on both engines and in Docker: the CI check passes."""
+    """Every test ran (an expected failure too), on both engines and in Docker: passes."""
     result = check(junit_of(tmp_path, skip=False))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        "CI: 6 tests, 6 ran, 1 integration tests ran, 2 PostgreSQL tests ran"
+        "CI: 7 tests, 7 ran, 1 integration tests ran, 2 PostgreSQL tests ran"
     )
     assert result.stderr == ""

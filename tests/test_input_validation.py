@@ -10,7 +10,7 @@ import pytest
 from db import Database
 from db.target import DatabaseTarget
 from service.app import create_app
-from tests.engines import settings_for
+from tests.engines import execute, settings_for
 from tests.messaging_helpers import ADMIN, ADMIN_TOKEN, bearer, make_user, post, start
 from tests.test_api import assert_problem
 
@@ -69,6 +69,34 @@ def test_largest_id_is_a_normal_404(client: Client, ann: str) -> None:
     """2**63-1 is a valid id: the answer is 'no conversation', from the database."""
     result = client.simulate_get(f"/v1/conversations/{2**63 - 1}", headers=bearer(ann))
     assert "no conversation" in assert_problem(result, 404)["detail"]
+
+
+def test_message_ids_go_past_32_bits(
+    client: Client, ann: str, target: DatabaseTarget, request: pytest.FixtureRequest
+) -> None:
+    """The message after id 2**31 - 1 is stored like any other: ids are 64-bit."""
+    conversation = start(client, ann, [])
+    if target.dialect == "postgres":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="messages.id is SERIAL (32-bit) on PostgreSQL: Pony 0.7.20 "
+                "writes SERIAL PRIMARY KEY for PrimaryKey(int, size=64, auto=True), "
+                "and the shipped PostgreSQL halves kept it; the insert fails (500)",
+            )
+        )
+        execute(
+            target,
+            "SELECT setval(pg_get_serial_sequence('messages', 'id'), 2147483647)",
+        )
+    else:
+        execute(
+            target,
+            "INSERT INTO messages (id, conversation_id, author_id, body, created_at) "
+            "VALUES (2147483647, ?, 1, 'the last 32-bit id', '2026-01-01 00:00:00')",
+            (conversation,),
+        )
+    assert post(client, ann, conversation, "past 32 bits")["id"] == 2**31
 
 
 @pytest.mark.parametrize("parameter", ["before", "after"])
