@@ -6,6 +6,7 @@ Used by conftest.py's fixtures; containers run as production runs them
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import time
@@ -20,7 +21,12 @@ import pytest
 from tests.pg import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_TAG = "service-foundation:integration-test"
+# One tag per checkout: sessions in sibling worktrees share the engine, and one
+# rebuilding a shared tag mid-run would swap the image under another's tests.
+IMAGE_TAG = (
+    "service-foundation:integration-test-"
+    + hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+)
 PORT = 8080
 UID = 10001
 READY_TIMEOUT = 60
