@@ -178,7 +178,6 @@ def open_database(
         if path is None:
             raise TypeError("open_database() needs a path or an engine")
         engine = SqliteEngine(path, synchronous)
-    # The files of the engine's own dialect: its .sqlite.sql or .postgres.sql halves.
     migrations = migrations_module.discover(migrations_source, engine.dialect.name)
     engine.migrate(migrations, migrate)
     connections = Connections()
