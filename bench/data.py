@@ -116,8 +116,10 @@ def table_shape(
 
 
 def first_migration() -> Path | None:
-    """Return the repository's 0001 migration file, if it exists yet."""
-    found = sorted(MIGRATIONS.glob("0001_*.sql"))
+    """Return the repository's 0001 migration for SQLite (shared or .sqlite.sql half)."""
+    found = sorted(
+        p for p in MIGRATIONS.glob("0001_*.sql") if not p.name.endswith(".postgres.sql")
+    )
     return found[0] if found else None
 
 
@@ -141,7 +143,10 @@ def make_migrations(folder: Path, count: int) -> list[str]:
     sep, suffix = _file_name_pattern()
     folder.mkdir(parents=True, exist_ok=True)
     scripts = [first.read_text()]
-    (folder / first.name).write_text(scripts[0])
+    # As one shared file: a lone .sqlite.sql half, without its PostgreSQL
+    # half, is refused; the timings are SQLite's.
+    shared = first.name.removesuffix(".sqlite.sql").removesuffix(".sql") + ".sql"
+    (folder / shared).write_text(scripts[0])
     for n in range(2, count + 1):
         sql = f"CREATE TABLE t{n:04d} (id INTEGER PRIMARY KEY);\n"
         (folder / f"{n:04d}{sep}t{n:04d}{suffix}").write_text(sql)

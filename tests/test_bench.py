@@ -205,3 +205,16 @@ def test_the_postgres_stack_is_pinned_filled_alike_and_answers(tmp_path: Path) -
     assert synchronous_commit == "off"
     assert shapes["get"] == ["key", "updated_at", "value"]
     assert pg.server_cpu_seconds(server) is None  # stopped: nothing to count
+
+
+def test_the_migration_timing_folder_is_one_the_runner_accepts(tmp_path: Path) -> None:
+    """make_migrations writes the SQLite 0001 as a shared file plus one-table files."""
+    from db import migrate
+
+    scripts = data.make_migrations(tmp_path, 3)
+    found = migrate.discover(tmp_path, "sqlite")
+
+    assert [m.version for m in found] == [1, 2, 3]
+    sqlite_half = data.MIGRATIONS / "0001_create_app_metadata.sqlite.sql"
+    assert scripts[0] == sqlite_half.read_text()
+    assert (tmp_path / "0001_create_app_metadata.sql").read_text() == scripts[0]
