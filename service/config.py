@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.target import POSTGRES_SCHEMES, DatabaseTarget, PostgresTarget, SqliteTarget
 
 ENV_PREFIX = "SERVICE_"
 
@@ -22,6 +24,11 @@ class Settings(BaseSettings):
     database_path: Path = Field(
         Path("var/service.sqlite3"),
         description="SQLite file; relative paths are taken from the working directory",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:port/dbname (libpq parameters such "
+        "as ?sslmode= pass through): run on PostgreSQL instead of the SQLite file",
     )
     host: str = Field("127.0.0.1", min_length=1, description="Interface to bind")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one)")
@@ -72,6 +79,37 @@ class Settings(BaseSettings):
         # Pony resolves a relative SQLite path against the calling module.
         return None if value is None else value.expanduser().absolute()
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme not in POSTGRES_SCHEMES:
+            # The value may hold a password: name the scheme only.
+            raise ValueError(
+                f"must be a postgresql:// URL (scheme {scheme!r} is not supported)"
+                if "://" in value.get_secret_value()
+                else "must be a postgresql:// URL"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        if self.database_url is not None and "database_path" in self.model_fields_set:
+            raise ValueError(
+                "SERVICE_DATABASE_URL and SERVICE_DATABASE_PATH are both set; "
+                "set one (URL: PostgreSQL, path: SQLite)"
+            )
+        return self
+
+    @property
+    def target(self) -> DatabaseTarget:
+        """The database to open: PostgreSQL when a URL is set, else the SQLite file."""
+        if self.database_url is not None:
+            return PostgresTarget(self.database_url.get_secret_value())
+        return SqliteTarget(self.database_path)
+
     @field_validator("log_level", "synchronous", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -93,10 +131,18 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as ex:
         error = ex.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "?"
+        field = str(error["loc"][0]) if error["loc"] else ""
         given = error.get("input")
-        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        shown = (
+            f" (got {given!r})"
+            if isinstance(given, str | int | float) and field not in _SECRET_FIELDS
+            else ""
+        )
         more = f"; {ex.error_count() - 1} more" if ex.error_count() > 1 else ""
-        raise ConfigError(
-            f"{ENV_PREFIX}{field.upper()}: {error['msg']}{shown}{more}"
-        ) from ex
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = f"{ENV_PREFIX}{field.upper()}: " if field else ""
+        raise ConfigError(f"{where}{message}{shown}{more}") from ex
+
+
+# Never echoed in an error, whatever is wrong with them.
+_SECRET_FIELDS = frozenset({"admin_token", "database_url"})

@@ -74,3 +74,67 @@ def test_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings()
     assert settings.admin_token is None
     assert settings.port == 8080
+
+
+def test_database_url_selects_postgres_and_hides_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SERVICE_DATABASE_URL selects PostgreSQL; libpq parameters pass through, the password is never shown."""
+    url = "postgresql://app:s3cret-pw@db.internal:6543/service?sslmode=require&password=other"
+    monkeypatch.setenv("SERVICE_DATABASE_URL", url)
+    target = load_settings().target
+    assert target.dialect == "postgres"
+    assert target.url == url
+    assert target.database == "service"
+    shown = target.describe() + repr(target) + repr(load_settings())
+    assert "s3cret-pw" not in shown
+    assert "other" not in shown
+    assert "sslmode=require" in target.describe()
+
+
+def test_database_path_alone_selects_sqlite(tmp_path: Path) -> None:
+    """Without a URL the SQLite file is the target."""
+    target = Settings(database_path=tmp_path / "x.sqlite3").target
+    assert (target.dialect, target.describe()) == (
+        "sqlite",
+        str(tmp_path / "x.sqlite3"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"database_url": "mysql://u:s3cret-pw@h/d"},
+            "scheme 'mysql' is not supported",
+        ),
+        ({"database_url": "s3cret-pw"}, "must be a postgresql:// URL"),
+    ],
+)
+def test_bad_database_url_exits_2_without_echoing_it(
+    tmp_path: Path, extra: dict[str, str], expected: str
+) -> None:
+    """A URL of another scheme: exit 2, one line, and the value (a secret) is not printed."""
+    env = service_env(tmp_path / "db.sqlite3", **extra)
+    del env["SERVICE_DATABASE_PATH"]
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "SERVICE_DATABASE_URL" in lines[0]
+    assert expected in lines[0]
+    assert "s3cret-pw" not in result.stderr + result.stdout
+
+
+def test_url_and_path_both_set_exit_2(tmp_path: Path) -> None:
+    """SERVICE_DATABASE_URL with SERVICE_DATABASE_PATH is ambiguous: exit 2, one line."""
+    env = service_env(
+        tmp_path / "db.sqlite3", database_url="postgresql://u:s3cret-pw@127.0.0.1/d"
+    )
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "both set" in lines[0]
+    assert "s3cret-pw" not in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
