@@ -201,14 +201,20 @@ def open_database(
     try:
         orm_db, entities = _bind(path, synchronous, connections)
     except Exception as ex:
+        connections.close_all()  # bind() may have connected before it failed
         raise StartupError(f"cannot open {path}: {ex}") from ex
-    check_schema(orm_db, path)
-    write_lock = sqlite.bound_write_lock(orm_db, write_lock_timeout)
-    con = sqlite.connect(path, synchronous)
     try:
-        sqlite.startup_maintenance(con)
-    finally:
-        con.close()
+        check_schema(orm_db, path)
+        write_lock = sqlite.bound_write_lock(orm_db, write_lock_timeout)
+        con = sqlite.connect(path, synchronous)
+        try:
+            sqlite.startup_maintenance(con)
+        finally:
+            con.close()
+    except BaseException:
+        # No Database will own bind()'s connection: close it here, not in the GC.
+        connections.close_all()
+        raise
     return Database(
         path,
         orm_db,
