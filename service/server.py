@@ -83,6 +83,7 @@ class Server:
         **adjustments: Any,
     ) -> None:
         self._stop = threading.Event()
+        self._stop_reason = "stop requested"
         self._shutdown_timeout = shutdown_timeout
         if "channel_timeout" in adjustments:
             # waitress looks for idle channels only every cleanup_interval
@@ -109,10 +110,11 @@ class Server:
         shown = f"[{host}]" if ":" in str(host) else host
         return f"http://{shown}:{self._server.effective_port}"
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop requested") -> None:
         """Ask run() to drain and return; safe from a signal handler, repeatable."""
         if self._stop.is_set():
             return  # a second SIGTERM while draining changes nothing
+        self._stop_reason = reason
         self._stop.set()
         # Wake the poll loop now; once it closed its trigger it is stopping anyway.
         with contextlib.suppress(OSError):
@@ -131,6 +133,8 @@ class Server:
             wasyncore.loop(
                 timeout=LOOP_TIMEOUT, use_poll=use_poll, map=socket_map, count=1
             )
+        # Logged here, not in the signal handler: see install_signal_handlers.
+        log.info("%s; draining", self._stop_reason)
         # Stop accepting: close the listening socket but keep the trigger.
         wasyncore.dispatcher.close(self._server)
         deadline = time.monotonic() + self._shutdown_timeout
@@ -154,12 +158,13 @@ class Server:
         wasyncore.close_all(socket_map)
 
 
-def install_signal_handlers(stop: Callable[[], None]) -> None:
+def install_signal_handlers(stop: Callable[[str], None]) -> None:
     """SIGTERM (docker stop) and SIGINT (Ctrl-C) both drain and exit 0."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; draining", signal.Signals(signum).name)
-        stop()
+        # Nothing is written here: a signal that interrupts a write to stderr runs
+        # this handler inside that write, and writing again raises "reentrant call".
+        stop(f"received {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
