@@ -1,1 +1,1 @@
-"""Benchmark harness: the service against a bare Falcon + sqlite3 baseline."""
+"""Benchmark harness: the service against a bare baseline and obvious Pony."""

@@ -132,7 +132,7 @@ def make_migrations(folder: Path, count: int) -> list[str]:
 
 def pragma_drift() -> list[str]:
     """Compare the baseline's pragmas with the service's; return differences."""
-    from bench.baseline import PRAGMAS
+    from bench.baseline_schema import PRAGMAS
 
     try:
         from db.dialects.sqlite import connection_pragmas

@@ -1,20 +1,18 @@
-"""Interleaved wrk rounds against the service and the baseline."""
+"""Interleaved wrk rounds against the service, the baseline and obvious Pony."""
 
 from __future__ import annotations
 
-import json
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data, procs, wrk
+from bench import data, probes, procs, summary, wrk
 from bench.baseline import init_db
 
-# The issue's targets: service/baseline req/s at least this, p99 at most that.
-MIN_RPS_RATIO = 0.90
-MAX_P99_RATIO = 1.5
+# Every stack the harness knows, in the table's order, with the role it
+# plays in the ratios (see summary.summarize).
+STACKS = ("service", "baseline", "obvious")
 
 
 @dataclass
@@ -29,6 +27,7 @@ class Options:
     threads: int = 8
     log_level: str = "INFO"
     baseline_only: bool = False
+    stacks: tuple[str, ...] = STACKS
 
 
 @dataclass
@@ -36,14 +35,15 @@ class Stack:
     """One server under test and everything measured on it."""
 
     name: str
+    role: str
     server: procs.Server
     db: Path
     runs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_service_db(db: Path, opts: Options, core: int | None) -> None:
+def prepare_migrated_db(db: Path, core: int | None = None) -> None:
     """Migrate a fresh database with the service's CLI, then pre-fill it."""
-    env = procs.service_env(db, procs.free_port(), opts.threads, opts.log_level)
+    env = procs.service_env(db, procs.free_port(), 1, "WARNING")
     _, result = procs.run_cli(procs.service_cmd("migrate"), env, core, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(
@@ -61,54 +61,11 @@ def prepare_baseline_db(db: Path) -> None:
     data.prefill_messaging(db)
 
 
-def check_shapes(service_db: Path, baseline_db: Path) -> list[str]:
-    """Compare app_metadata's columns in both databases; return differences."""
-    notes = []
-    for table in ("app_metadata", "messages", "memberships", "api_tokens"):
-        a = data.table_shape(service_db, table)
-        b = data.table_shape(baseline_db, table)
-        if a != b:
-            notes.append(f"{table} differs: service {a} vs baseline {b}")
-    return notes
-
-
-def check_api(stack: Stack) -> dict[str, Any]:
-    """Probe the routes the workloads hit; raise if one answers wrongly."""
-    port = stack.server.port
-    shapes: dict[str, Any] = {}
-    status, body = procs.http_get(port, "/healthz")
-    if status != 200 or json.loads(body).get("status") != "ok":
-        raise RuntimeError(f"{stack.name}: GET /healthz -> {status} {body!r}")
-    status, body = procs.http_get(port, "/v1/metadata/" + data.key_name(0))
-    if status != 200:
-        raise RuntimeError(f"{stack.name}: GET pre-filled key -> {status} {body!r}")
-    shapes["get"] = sorted(json.loads(body))
-    status, body = procs.http_request(
-        port, "PUT", "/v1/metadata/" + data.key_name(1), b'{"value":"probe"}'
-    )
-    if status != 200:
-        raise RuntimeError(f"{stack.name}: PUT pre-filled key -> {status} {body!r}")
-    shapes["put"] = sorted(json.loads(body))
-    shapes["updated_at"] = json.loads(body).get("updated_at")
-    status, _ = procs.http_get(port, "/v1/metadata/no-such-key")
-    if status != 404:
-        raise RuntimeError(f"{stack.name}: GET missing key -> {status}, not 404")
-    messages = f"/v1/conversations/{data.CONVERSATION_ID}/messages"
-    auth = {"Authorization": f"Bearer {data.BENCH_TOKEN}"}
-    status, body = procs.http_request(
-        port, "POST", messages, b'{"body":"probe"}', headers=auth
-    )
-    if status != 201:
-        raise RuntimeError(f"{stack.name}: POST message -> {status} {body!r}")
-    shapes["post"] = sorted(json.loads(body))
-    status, body = procs.http_request(
-        port, "GET", messages + "?limit=50", None, headers=auth
-    )
-    page = json.loads(body) if status == 200 else {}
-    if status != 200 or len(page.get("items", [])) != 50:
-        raise RuntimeError(f"{stack.name}: GET latest 50 -> {status} {body[:200]!r}")
-    shapes["latest"] = sorted(page) + sorted(page["items"][0])
-    return shapes
+def rotation(stacks: list[Stack], round_no: int) -> list[Stack]:
+    """Round r starts with stack r-1 (mod n): each leads in turn, so drift on
+    a shared machine (other load, growing databases) favours none."""
+    k = (round_no - 1) % len(stacks)
+    return stacks[k:] + stacks[:k]
 
 
 def measure(
@@ -163,65 +120,71 @@ def measure(
     return run
 
 
-def summarize(stacks: list[Stack], opts: Options) -> list[dict[str, Any]]:
-    """Reduce the runs to one row per workload, connections and stack."""
-    rows = []
+def start_stacks(
+    stacks: list[Stack], opts: Options, tmp: Path, server_core: int | None
+) -> list[str]:
+    """Prepare each stack's database, start its server; return notes.
+
+    Each server is appended to stacks as it starts, so the caller stops it
+    even when a later one fails.
+    """
+    notes: list[str] = []
+    if opts.baseline_only:
+        # Harness self-test: the baseline plays the service and itself.
+        for name, role in (("baseline-A", "service"), ("baseline-B", "baseline")):
+            db = tmp / f"{name}.sqlite3"
+            prepare_baseline_db(db)
+            server = procs.start_bench_server(
+                name,
+                "bench.baseline",
+                db,
+                opts.threads,
+                tmp / f"{name}.log",
+                server_core,
+            )
+            stacks.append(Stack(name, role, server, db))
+        return notes
+    dbs = {name: tmp / f"{name}.sqlite3" for name in opts.stacks}
+    for name, db in dbs.items():
+        if name == "baseline":
+            prepare_baseline_db(db)
+        else:  # the service and obvious Pony share the migrated schema
+            prepare_migrated_db(db, server_core)
+    if "baseline" in dbs:
+        others = {n: db for n, db in dbs.items() if n != "baseline"}
+        notes += probes.check_shapes(dbs["baseline"], others) + data.pragma_drift()
+    for name, db in dbs.items():
+        log = tmp / f"{name}.log"
+        if name == "service":
+            server = procs.start_service(
+                db, opts.threads, opts.log_level, log, server_core
+            )
+        else:
+            server = procs.start_bench_server(
+                name, f"bench.{name}", db, opts.threads, log, server_core
+            )
+        stacks.append(Stack(name, name, server, db))
+    return notes
+
+
+def warm_up(
+    stacks: list[Stack],
+    opts: Options,
+    scripts: dict[str, Path],
+    wrk_path: str,
+    client_core: int | None,
+) -> None:
+    """Run every workload once against every stack, unmeasured."""
     for workload in opts.workloads:
-        for conns in opts.connections:
-            by_stack = {}
-            for stack in stacks:
-                runs = [
-                    r
-                    for r in stack.runs
-                    if r["workload"] == workload and r["connections"] == conns
-                ]
-                if not runs:
-                    continue
-                cpus = [
-                    r["server_cpu_ms_per_req"]
-                    for r in runs
-                    if r["server_cpu_ms_per_req"] is not None
-                ]
-                row = {
-                    "workload": workload,
-                    "connections": conns,
-                    "stack": stack.name,
-                    "rounds": len(runs),
-                    "rps": statistics.median(r["rps"] for r in runs),
-                    "rps_min": min(r["rps"] for r in runs),
-                    "rps_max": max(r["rps"] for r in runs),
-                    "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                    "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                    "errors": sum(r["errors"] for r in runs),
-                    "rss_peak_kb": max(r["rss_peak_kb"] or 0 for r in runs),
-                    "cpu_ms_per_req": statistics.median(cpus) if cpus else None,
-                }
-                by_stack[stack.name] = row
-                rows.append(row)
-            svc, base = by_stack.get(stacks[0].name), by_stack.get(stacks[1].name)
-            if svc and base:
-                rps_ratio = svc["rps"] / base["rps"] if base["rps"] else 0.0
-                p99_ratio = svc["p99_ms"] / base["p99_ms"] if base["p99_ms"] else 0.0
-                misses = []
-                if rps_ratio < MIN_RPS_RATIO:
-                    misses.append(f"req/s<{MIN_RPS_RATIO:.0%}")
-                if p99_ratio > MAX_P99_RATIO:
-                    misses.append(f"p99>{MAX_P99_RATIO}x")
-                if svc["errors"]:
-                    misses.append("errors")
-                cpu_ratio = (
-                    svc["cpu_ms_per_req"] / base["cpu_ms_per_req"]
-                    if svc["cpu_ms_per_req"] and base["cpu_ms_per_req"]
-                    else None
-                )
-                svc.update(
-                    cpu_ratio=cpu_ratio,
-                    rps_ratio=rps_ratio,
-                    p99_ratio=p99_ratio,
-                    misses=misses,
-                    verdict="MISS " + ",".join(misses) if misses else "ok",
-                )
-    return rows
+        for stack in stacks:
+            wrk.run(
+                wrk_path,
+                stack.server.port,
+                scripts[workload],
+                connections=max(opts.connections),
+                duration=opts.warmup,
+                core=client_core,
+            )
 
 
 def run_load(
@@ -232,74 +195,24 @@ def run_load(
     client_core: int | None,
     progress: Any = print,
 ) -> dict[str, Any]:
-    """Start both stacks, pre-fill, warm up, run the rounds, stop both."""
+    """Start the stacks, pre-fill, warm up, run the rounds, stop them all."""
     scripts = wrk.write_scripts(tmp)
-    notes: list[str] = []
     stacks: list[Stack] = []
+    notes: list[str] = []
     try:
-        if opts.baseline_only:
-            # Harness self-test: the baseline plays both parts.
-            for name in ("baseline-A", "baseline-B"):
-                db = tmp / f"{name}.sqlite3"
-                prepare_baseline_db(db)
-                server = procs.start_baseline(
-                    db, opts.threads, tmp / f"{name}.log", server_core
-                )
-                stacks.append(Stack(name, server, db))
-        else:
-            svc_db, base_db = tmp / "service.sqlite3", tmp / "baseline.sqlite3"
-            prepare_service_db(svc_db, opts, server_core)
-            prepare_baseline_db(base_db)
-            notes += check_shapes(svc_db, base_db) + data.pragma_drift()
-            stacks.append(
-                Stack(
-                    "service",
-                    procs.start_service(
-                        svc_db,
-                        opts.threads,
-                        opts.log_level,
-                        tmp / "service.log",
-                        server_core,
-                    ),
-                    svc_db,
-                )
-            )
-            stacks.append(
-                Stack(
-                    "baseline",
-                    procs.start_baseline(
-                        base_db, opts.threads, tmp / "baseline.log", server_core
-                    ),
-                    base_db,
-                )
-            )
+        notes = start_stacks(stacks, opts, tmp, server_core)
         for stack in stacks:
             stack.server.wait_ready()
-        shapes = {s.name: check_api(s) for s in stacks}
-        a, b = (shapes[s.name] for s in stacks)
-        if (a["get"], a["put"]) != (b["get"], b["put"]):
-            notes.append(f"JSON shapes differ: {a} vs {b}")
-
+        shapes = {s.name: probes.check_api(s.name, s.server) for s in stacks}
+        notes += probes.compare_api(shapes)
         if opts.warmup > 0:
             progress(f"warm-up: {opts.warmup} s per workload and stack")
-            for workload in opts.workloads:
-                for stack in stacks:
-                    wrk.run(
-                        wrk_path,
-                        stack.server.port,
-                        scripts[workload],
-                        connections=max(opts.connections),
-                        duration=opts.warmup,
-                        core=client_core,
-                    )
-
+            warm_up(stacks, opts, scripts, wrk_path, client_core)
         started = time.perf_counter()
         for round_no in range(1, opts.rounds + 1):
+            order = rotation(stacks, round_no)
             for workload in opts.workloads:
                 for conns in opts.connections:
-                    # A B, then B A: drift on a shared machine (other load,
-                    # a growing database) does not always favour one stack.
-                    order = stacks if round_no % 2 else stacks[::-1]
                     for stack in order:
                         run = measure(
                             stack,
@@ -322,10 +235,17 @@ def run_load(
     for name, code in exit_codes.items():
         if code not in (0, None):
             notes.append(f"{name} exited with {code} on SIGTERM (expected 0)")
+    runs = [r for s in stacks for r in s.runs]
+    for stack in stacks:
+        errors = sum(r["errors"] for r in stack.runs)
+        if errors and stack.role != "service":
+            notes.append(f"{stack.name} answered {errors} errors (see its log)")
+    roles = {s.name: s.role for s in stacks}
     return {
         "stacks": [s.name for s in stacks],
-        "rows": summarize(stacks, opts),
-        "runs": [r for s in stacks for r in s.runs],
+        "roles": roles,
+        "rows": summary.summarize(runs, roles, opts.workloads, opts.connections),
+        "runs": runs,
         "api": shapes,
         "notes": notes,
         "exit_codes": exit_codes,

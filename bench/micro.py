@@ -1,9 +1,10 @@
 """In-process micro-benchmark: middleware + one request, as direct WSGI calls.
 
 No sockets, no waitress, no wrk: what is left is the per-request cost of
-each app (routing, middleware, the ORM or sqlite3, JSON). Both apps run in
-this process on their own pre-filled database, in alternating blocks, and
-only the ratio is reported, since absolute times depend on the machine.
+each app (routing, middleware, the ORM or sqlite3, JSON). The service, the
+baseline and obvious Pony run in this process, each on its own pre-filled
+database, in rotating blocks; the ratios are what to read, since absolute
+times depend on the machine and whatever else runs on it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, data
+from bench import baseline, data, load, obvious
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -127,8 +128,65 @@ def baseline_app(folder: Path) -> Wsgi:
     return baseline.create_app(db)
 
 
+def obvious_app(folder: Path) -> Wsgi:
+    """Build obvious Pony's app on a database the service's CLI migrated."""
+    db = folder / "obvious.sqlite3"
+    load.prepare_migrated_db(db)
+    return obvious.create_app(db)
+
+
+def build_apps(
+    folder: Path, stacks: list[str], log_level: str, baseline_only: bool
+) -> dict[str, Wsgi]:
+    """The apps to compare, by name, each on its own database under folder."""
+    if baseline_only:
+        stacks = ["baseline-A", "baseline"]
+    apps: dict[str, Wsgi] = {}
+    for name in stacks:
+        (folder / name).mkdir()
+        if name == "service":
+            apps[name] = service_app(folder / name, log_level)
+        elif name == "obvious":
+            apps[name] = obvious_app(folder / name)
+        else:
+            apps[name] = baseline_app(folder / name)
+    return apps
+
+
+def ratios(medians: dict[str, float]) -> dict[str, float]:
+    """Time ratios to the baseline, and the service's speed over obvious Pony's."""
+    out = {}
+    base = medians.get("baseline")
+    for name, seconds in medians.items():
+        if base and name != "baseline":
+            out[f"{name}/baseline"] = seconds / base
+    if "service" in medians and "obvious" in medians:
+        out["service speed/obvious speed"] = medians["obvious"] / medians["service"]
+    return out
+
+
+def report(raw: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """Print each workload's times and ratios; return the ratios."""
+    out = {}
+    for workload, samples in raw.items():
+        medians = {n: statistics.median(v) for n, v in samples.items()}
+        times = "  ".join(f"{n} {t * 1e6:7.1f}" for n, t in medians.items())
+        print(f"  {workload:8} us/request: {times}")
+        out[workload] = ratios(medians)
+        for label, ratio in out[workload].items():
+            if label.endswith("/baseline"):
+                name = label.split("/")[0]
+                print(
+                    f"  {'':8} {name} / baseline: {ratio:5.2f}x the time"
+                    f" (= {1 / ratio:.0%} of the baseline's throughput)"
+                )
+            else:
+                print(f"  {'':8} service: {ratio:5.2f}x obvious Pony's throughput")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Compare per-request time of the service and the baseline in-process."""
+    """Compare per-request time of the stacks in-process."""
     p = argparse.ArgumentParser(prog="python -m bench micro")
     p.add_argument("--requests", type=int, default=2000, help="requests per block")
     p.add_argument("--rounds", type=int, default=5, help="alternating blocks per app")
@@ -136,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workloads",
         default="healthz,get,put",
         help="comma-separated from healthz,get,put,post,latest",
+    )
+    p.add_argument(
+        "--stacks",
+        default=",".join(load.STACKS),
+        help=f"comma-separated from {','.join(load.STACKS)} (default all)",
     )
     p.add_argument("--log-level", default="INFO", help="service log level")
     p.add_argument(
@@ -146,16 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, metavar="PATH", help="write raw numbers")
     args = p.parse_args(argv)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    wanted = {s.strip() for s in args.stacks.split(",") if s.strip()}
+    if not wanted or wanted - set(load.STACKS):
+        p.error(f"--stacks: choose from {','.join(load.STACKS)}")
+    stacks = [s for s in load.STACKS if s in wanted]
     with tempfile.TemporaryDirectory(prefix="bench-micro-") as tmp:
-        folder = Path(tmp)
-        (folder / "a").mkdir()
-        (folder / "b").mkdir()
-        base = baseline_app(folder / "b")
-        if args.baseline_only:
-            subject, name = baseline_app(folder / "a"), "baseline-A"
-        else:
-            subject, name = service_app(folder / "a", args.log_level), "service"
-        apps = {name: subject, "baseline": base}
+        apps = build_apps(Path(tmp), stacks, args.log_level, args.baseline_only)
         for app_name, app in apps.items():
             for method, path in (
                 ("GET", "/healthz"),
@@ -176,26 +235,20 @@ def main(argv: list[str] | None = None) -> int:
             for app in apps.values():  # warm-up: caches, first-call paths
                 time_block(app, requests[: max(50, len(requests) // 10)])
             samples: dict[str, list[float]] = {n: [] for n in apps}
-            for _ in range(args.rounds):
-                for app_name, app in apps.items():
-                    samples[app_name].append(time_block(app, requests))
+            names = list(apps)
+            for block in range(args.rounds):
+                # Each app leads in turn, as in the load rounds.
+                k = block % len(names)
+                for app_name in names[k:] + names[:k]:
+                    samples[app_name].append(time_block(apps[app_name], requests))
             raw[workload] = samples
         print(
             f"in-process WSGI, {args.rounds} x {args.requests} requests per app;"
-            " ratio = service time per request / baseline time per request"
+            " ratio = time per request / the baseline's"
         )
-        ratios = {}
-        for workload, samples in raw.items():
-            ratio = statistics.median(samples[name]) / statistics.median(
-                samples["baseline"]
-            )
-            ratios[workload] = ratio
-            print(
-                f"  {workload:8} {name} / baseline: {ratio:5.2f}x the time"
-                f" (= {1 / ratio:.0%} of the baseline's throughput)"
-            )
+        found = report(raw)
         if args.json:
             args.json.write_text(
-                json.dumps({"ratios": ratios, "seconds_per_request": raw}, indent=2)
+                json.dumps({"ratios": found, "seconds_per_request": raw}, indent=2)
             )
     return 0

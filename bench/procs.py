@@ -205,12 +205,12 @@ def service_env(db: Path, port: int, threads: int, log_level: str) -> dict[str, 
     }
 
 
-def baseline_cmd(db: Path, port: int, threads: int) -> list[str]:
-    """Return the command line of the baseline server."""
+def bench_server_cmd(module: str, db: Path, port: int, threads: int) -> list[str]:
+    """Return the command line of a bench-only server (bench.baseline, bench.obvious)."""
     return [
         sys.executable,
         "-m",
-        "bench.baseline",
+        module,
         "--db",
         str(db),
         "--port",
@@ -235,17 +235,24 @@ def start_service(
     )
 
 
-def start_baseline(db: Path, threads: int, log_path: Path, core: int | None) -> Server:
-    """Start the bare baseline on db."""
+def start_bench_server(
+    name: str, module: str, db: Path, threads: int, log_path: Path, core: int | None
+) -> Server:
+    """Start a bench-only server (`python -m bench.<x>`) on db."""
     port = free_port()
     return start(
-        "baseline",
-        baseline_cmd(db, port, threads),
+        name,
+        bench_server_cmd(module, db, port, threads),
         port=port,
         env={},
         log_path=log_path,
         core=core,
     )
+
+
+def start_baseline(db: Path, threads: int, log_path: Path, core: int | None) -> Server:
+    """Start the bare baseline on db."""
+    return start_bench_server("baseline", "bench.baseline", db, threads, log_path, core)
 
 
 def run_cli(

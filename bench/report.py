@@ -26,7 +26,11 @@ def table(headers: list[str], rows: list[list[str]], text_columns: int = 3) -> s
 
 
 def load_table(rows: list[dict[str, Any]]) -> str:
-    """The main table: one line per workload, connections and stack."""
+    """The main table: one line per workload, connections and stack.
+
+    The ratio columns divide by the baseline's (or, in req/s /obvious, the
+    obvious stack's) number on the same workload and connection count.
+    """
     headers = [
         "workload",
         "conns",
@@ -37,9 +41,10 @@ def load_table(rows: list[dict[str, Any]]) -> str:
         "errors",
         "RSS peak MB",
         "cpu ms/req",
-        "req/s ratio",
-        "p99 ratio",
-        "cpu ratio",
+        "req/s /base",
+        "p99 /base",
+        "cpu /base",
+        "req/s /obvious",
         "target",
     ]
     body = [
@@ -56,6 +61,7 @@ def load_table(rows: list[dict[str, Any]]) -> str:
             _fmt(row.get("rps_ratio"), ".2f"),
             _fmt(row.get("p99_ratio"), ".2f"),
             _fmt(row.get("cpu_ratio"), ".2f"),
+            _fmt(row.get("vs_obvious"), ".2f"),
             row.get("verdict", ""),
         ]
         for row in rows

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data, procs
-from bench.baseline import PRAGMAS
+from bench.baseline_schema import PRAGMAS
 
 # Runs the same SQL as the migration folder in one executescript call, in a
 # fresh interpreter like `python -m service migrate`; prints its own time too.

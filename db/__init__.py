@@ -1,4 +1,4 @@
-"""Persistence: Pony ORM on SQLite, versioned SQL migrations; no HTTP here."""
+"""Persistence: Pony ORM on SQLite (or PostgreSQL), versioned SQL migrations; no HTTP."""
 
 from db.database import Database, open_database
 from db.errors import (
@@ -10,6 +10,8 @@ from db.errors import (
     NotFoundError,
     SchemaMismatchError,
     StartupError,
+    StorageError,
+    StorageFullError,
 )
 from db.records import (
     Caller,
@@ -45,6 +47,8 @@ __all__ = [
     "SchemaState",
     "SearchHit",
     "StartupError",
+    "StorageError",
+    "StorageFullError",
     "UserRecord",
     "open_database",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
@@ -14,61 +14,23 @@ from pony import orm
 
 from db import migrate as migrations_module
 from db import schemacheck
+from db.connections import Connections
+from db.conversations import Conversations
 from db.dialects import sqlite, sqlite_schema
 from db.entities import define_entities
-from db.errors import SchemaMismatchError, StartupError
-from db.messaging import Messaging
+from db.errors import SchemaMismatchError, StartupError, StorageError
+from db.messages import Messages
+from db.metadata import Metadata
 from db.migrate import Migration
 from db.records import SchemaState
-from db.store import Store
+from db.search import Search
+from db.session import SerialGate, WriteGate, begin_write, writing
+from db.token_uses import TokenUses
+from db.users import Users
 
 log = logging.getLogger(__name__)
 
 MigrateMode = Literal["apply", "verify", "off"]
-
-
-class Connections:
-    """Every DB-API connection Pony opened for one Database, in any thread.
-
-    Pony keeps one connection per thread and no registry of them:
-    db.disconnect() closes only the calling thread's, and the others are
-    left to the garbage collector when their threads end (Python 3.13
-    warns about each). Recorded from an on_connect hook (public API), they
-    are all closed when the Database closes, after its threads stopped.
-    """
-
-    def __init__(self) -> None:
-        self._open: list[Any] = []
-        self._lock = threading.Lock()
-
-    def install(self, orm_db: orm.Database) -> None:
-        """Record each new connection of orm_db; call before bind()."""
-
-        @orm_db.on_connect
-        def _record(_db: Any, connection: Any) -> None:
-            with self._lock:
-                # Pony closes the connections it drops (after an error):
-                # forget those, or a long-running process would hoard them.
-                self._open = [c for c in self._open if not _is_closed(c)]
-                self._open.append(connection)
-
-    def close_all(self) -> None:
-        """Close every recorded connection (closing one twice is harmless)."""
-        with self._lock:
-            opened, self._open = self._open, []
-        for connection in opened:
-            connection.close()
-
-
-def _is_closed(connection: Any) -> bool:
-    closed = getattr(connection, "closed", None)  # psycopg2
-    if closed is not None:
-        return bool(closed)
-    try:
-        connection.total_changes  # noqa: B018 - sqlite3 raises once closed
-    except Exception:
-        return True
-    return False
 
 
 def _bind(
@@ -131,19 +93,63 @@ def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[s
 
 @dataclass
 class Database:
-    """The database the service runs on: migrated, mapped and checked."""
+    """The database the service runs on: migrated, mapped and checked.
+
+    The domain objects (metadata, users, conversations, messages, search)
+    run inside the caller's db_session and return records, never entities.
+    """
 
     path: Path
     orm: orm.Database
-    store: Store
     migrations: list[Migration]
-    write_lock: sqlite.BoundedLock
-    messaging: Messaging
+    gate: WriteGate
     connections: Connections
+    metadata: Metadata = field(init=False)
+    users: Users = field(init=False)
+    conversations: Conversations = field(init=False)
+    messages: Messages = field(init=False)
+    search: Search = field(init=False)
+    token_uses: TokenUses = field(init=False)
+    _identity: tuple[int, int] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        entities = self.orm.entities
+        dialect = sqlite.SqliteDialect()
+        self.metadata = Metadata(self.orm, entities, dialect)
+        self.users = Users(self.orm, entities)
+        self.conversations = Conversations(self.orm, entities)
+        self.messages = Messages(self.orm, entities, self.conversations)
+        self.search = Search(self.orm, dialect)
+        self.token_uses = TokenUses(entities, self.writing)
+        self._identity = sqlite.file_identity(self.path)
+
+    def begin_write(self) -> None:
+        """Start the current db_session's write transaction (bounded wait).
+
+        StorageError instead when the file was deleted or replaced: the
+        write would go where nobody reads it again.
+        """
+        fault = self.fault()
+        if fault is not None:
+            raise StorageError(fault)
+        begin_write(self.orm, self.gate)
+
+    def end_write(self) -> None:
+        """Let the next writer in; call after the session that began_write ended."""
+        self.gate.release()
+
+    def writing(self) -> AbstractContextManager[None]:
+        """A write transaction outside a request (jobs, commands, tests)."""
+        return writing(self.orm, self.gate)
 
     def on_write_lock_wait(self, observe: Callable[[float, bool], None]) -> None:
         """Call observe(seconds waited, acquired) on every write-lock acquisition."""
-        self.write_lock.observe = observe
+        self.gate.observe = observe
+
+    def applied_versions(self) -> dict[int, str]:
+        """Applied migration versions and checksums (inside a db_session)."""
+        rows = self.orm.select("SELECT version, checksum FROM schema_migrations")
+        return {int(version): str(checksum) for version, checksum in rows}
 
     def state(self, applied: dict[int, str]) -> SchemaState:
         """Schema state from the applied versions and their checksums."""
@@ -152,13 +158,29 @@ class Database:
     def current_state(self) -> SchemaState:
         """Schema state read from the history table in a short session."""
         with orm.db_session:
-            return self.state(self.store.applied_versions())
+            return self.state(self.applied_versions())
+
+    def fault(self) -> str | None:
+        """Why the database cannot serve right now, or None when it can."""
+        if sqlite.file_identity(self.path) != self._identity:
+            return (
+                f"the database file {self.path} was deleted or replaced "
+                "after the service opened it"
+            )
+        return None
 
     def close(self) -> None:
-        """Close every connection, then optimize and checkpoint the WAL."""
+        """Write pending bookkeeping, close every connection, checkpoint the WAL."""
+        self.token_uses.close()
         self.orm.disconnect()
         self.connections.close_all()
-        busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
+        try:
+            busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
+        except StorageError as ex:
+            # A full disk or a vanished file must not turn a clean stop
+            # into a crash: the WAL is recovered at the next open.
+            log.warning("shutdown checkpoint skipped: %s", ex)
+            return
         log.info(
             "database closed",
             extra={
@@ -199,28 +221,20 @@ def open_database(
         )
     connections = Connections()
     try:
-        orm_db, entities = _bind(path, synchronous, connections)
+        orm_db, _ = _bind(path, synchronous, connections)
     except Exception as ex:
-        connections.close_all()  # bind() may have connected before it failed
         raise StartupError(f"cannot open {path}: {ex}") from ex
     try:
         check_schema(orm_db, path)
-        write_lock = sqlite.bound_write_lock(orm_db, write_lock_timeout)
         con = sqlite.connect(path, synchronous)
         try:
             sqlite.startup_maintenance(con)
         finally:
             con.close()
     except BaseException:
-        # No Database will own bind()'s connection: close it here, not in the GC.
+        orm_db.disconnect()
         connections.close_all()
         raise
     return Database(
-        path,
-        orm_db,
-        Store(orm_db, entities),
-        migrations,
-        write_lock,
-        Messaging(orm_db),
-        connections,
+        path, orm_db, migrations, SerialGate(write_lock_timeout), connections
     )

@@ -30,7 +30,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
 
     class User(db.Entity):
         _table_ = "users"
-        id = orm.PrimaryKey(int, auto=True, column="id")
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
         # 3-32 of [a-z0-9_], checked by the HTTP schema; unique: lookups by handle.
         handle = orm.Required(
             str, 32, unique=True, column="handle", index="unq_users_handle"
@@ -44,7 +44,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
 
     class ApiToken(db.Entity):
         _table_ = "api_tokens"
-        id = orm.PrimaryKey(int, auto=True, column="id")
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
         user = orm.Required(User, column="user_id", index="ix_api_tokens_user")
         # sha256 of the token; the token itself is never stored.
         token_hash = orm.Required(
@@ -56,7 +56,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
 
     class Conversation(db.Entity):
         _table_ = "conversations"
-        id = orm.PrimaryKey(int, auto=True, column="id")
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
         title = orm.Required(str, 200, column="title", autostrip=False)
         created_by = orm.Required(
             User, column="created_by", index="ix_conversations_created_by"
@@ -79,7 +79,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
 
     class Message(db.Entity):
         _table_ = "messages"
-        id = orm.PrimaryKey(int, auto=True, column="id")
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
         conversation = orm.Required(Conversation, column="conversation_id")
         author = orm.Required(User, column="author_id", index="ix_messages_author")
         body = orm.Required(str, column="body", autostrip=False)

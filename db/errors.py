@@ -31,3 +31,11 @@ class SchemaMismatchError(StartupError):
 
 class ForbiddenError(DatabaseError):
     """The caller may see the row but not change it (another author's message)."""
+
+
+class StorageError(DatabaseError):
+    """The machine, not the request, failed: I/O error, unreachable server."""
+
+
+class StorageFullError(StorageError):
+    """A write failed for lack of space (disk or quota full)."""

@@ -1,4 +1,4 @@
-"""create_app(): error handling, middleware and the route table."""
+"""create_app(): error handling, middleware and the routes of every resource."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import falcon
 import orjson
 
 from db import Database, open_database
-from service import openapi, problems
+from service import openapi, problems, resources
 from service.auth import Authenticator
 from service.config import Settings
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
-from service.resources.conversations import Conversations, Members, Messages, Search
-from service.resources.health import Health, Ready
-from service.resources.metadata import Metadata
-from service.resources.users import Me, Tokens, Users
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def open_for(settings: Settings) -> Database:
@@ -30,6 +28,23 @@ def open_for(settings: Settings) -> Database:
     )
 
 
+def requirements(routes: list[openapi.Route]) -> dict[tuple[str, str], Any]:
+    """(URI template, method) -> the responder's declared auth requirement."""
+    return {
+        (template, method): openapi.requirement(resource, method, suffix)
+        for template, resource, suffix in routes
+        for method in METHODS
+    }
+
+
+def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Route]:
+    """Every route: the resource modules', /metrics and /openapi.json."""
+    routes = resources.collect(context)
+    routes.append(("/metrics", MetricsResource(metrics), None))
+    routes.append(("/openapi.json", openapi.OpenApi(routes), None))
+    return routes
+
+
 def create_app(settings: Settings, *, database: Database | None = None) -> falcon.App:  # type: ignore[type-arg]
     """Build the WSGI app; opens (migrates, checks) the database unless given one."""
     if database is None:
@@ -37,8 +52,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     metrics = Metrics()
     database.on_write_lock_wait(metrics.observe_lock_wait)
     metrics.schema_version.set(database.current_state().version or 0)
+    auth = Authenticator(database.users, database.token_uses, settings.admin_token)
+    routes = routes_for(resources.Context(settings, database, auth), metrics)
 
-    middleware: list[Any] = [RequestContext(metrics), DbSession()]
+    middleware: list[Any] = [
+        RequestContext(metrics),
+        DbSession(database, auth.check, requirements(routes)),
+    ]
     app = falcon.App(middleware=middleware)
     # orjson encodes response bodies in a fraction of the stdlib's time.
     json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
@@ -47,39 +67,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
-
-    auth = Authenticator(database.messaging, settings.admin_token)
-    metadata = Metadata(
-        database.store, settings.max_body_bytes, auth.guard_operator_data
-    )
-    messaging, max_body = database.messaging, settings.max_body_bytes
-    users = Users(messaging, auth, max_body)
-    conversations = Conversations(messaging, auth, max_body)
-    members = Members(messaging, auth, max_body)
-    messages = Messages(messaging, auth, max_body)
-    routes: list[openapi.Route] = [
-        ("/healthz", Health(), None),
-        ("/readyz", Ready(database), None),
-        ("/metrics", MetricsResource(metrics), None),
-        ("/v1/metadata", metadata, None),
-        ("/v1/metadata/{key}", metadata, "item"),
-        ("/v1/users", users, None),
-        ("/v1/users/{handle}/tokens", users, "tokens"),
-        ("/v1/tokens/{token_id:int}", Tokens(messaging, auth), None),
-        ("/v1/me", Me(auth), None),
-        ("/v1/conversations", conversations, None),
-        ("/v1/conversations/{conversation_id:int}", conversations, "item"),
-        ("/v1/conversations/{conversation_id:int}/members", members, None),
-        ("/v1/conversations/{conversation_id:int}/members/{handle}", members, "item"),
-        ("/v1/conversations/{conversation_id:int}/messages", messages, None),
-        (
-            "/v1/conversations/{conversation_id:int}/messages/{message_id:int}",
-            messages,
-            "item",
-        ),
-        ("/v1/search", Search(messaging, auth), None),
-    ]
-    routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     for template, resource, suffix in routes:
         app.add_route(template, resource, suffix=suffix)
     return app

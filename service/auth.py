@@ -1,5 +1,18 @@
 """Bearer authentication: the admin token and users' API tokens.
 
+Each responder declares who may call it (`@documented(auth=...)`):
+
+- "user": a user's own API token; the responder reads `caller(req)`;
+- "admin": the admin token (SERVICE_ADMIN_TOKEN); while none is set the
+  route answers 404, exactly as an unknown one;
+- "operator": the admin token when one is set, open otherwise
+  (/v1/metadata, the operator's own data);
+- None: anyone.
+
+The middleware checks the declaration before the responder runs and,
+for a writing request, before its write transaction begins: a request
+with a wrong token is refused without ever waiting for the write lock.
+
 Tokens are 32 random bytes (secrets.token_urlsafe), shown once. Only their
 SHA-256 reaches db/: for a 256-bit random secret a fast hash is enough (no
 dictionary or brute force can find a preimage, so a slow password KDF buys
@@ -17,7 +30,9 @@ import falcon
 from pydantic import SecretStr
 
 from db import Caller
-from db.messaging import Messaging
+from db.token_uses import TokenUses
+from db.users import Users
+from service.openapi import Requirement
 from service.problems import Problem
 
 TOKEN_PREFIX = "sft_"  # noqa: S105 - a prefix, recognisable in logs and scanners
@@ -51,11 +66,20 @@ def unauthorized(detail: str) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": CHALLENGE})
 
 
+def caller(req: falcon.Request) -> Caller:
+    """The authenticated user of a request whose responder declared auth="user"."""
+    found: Caller = req.context.caller
+    return found
+
+
 class Authenticator:
     """Who is calling: the operator (admin token) or a user (API token)."""
 
-    def __init__(self, messaging: Messaging, admin_token: SecretStr | None) -> None:
-        self._messaging = messaging
+    def __init__(
+        self, users: Users, token_uses: TokenUses, admin_token: SecretStr | None
+    ) -> None:
+        self._users = users
+        self._token_uses = token_uses
         self._admin_hash = (
             token_hash(admin_token.get_secret_value()) if admin_token else None
         )
@@ -72,28 +96,33 @@ class Authenticator:
         # Equal-length digests compared in constant time.
         return hmac.compare_digest(token_hash(token), self._admin_hash)
 
-    def require_admin(self, req: falcon.Request) -> None:
-        """Admin routes: 404 while no admin token is configured, else 401 unless given."""
-        if self._admin_hash is None:
-            raise Problem(404)  # exactly what an unknown route answers
-        if not self._is_admin(req):
+    def check(self, req: falcon.Request, requirement: Requirement) -> None:
+        """Refuse the request unless it meets requirement (see the module).
+
+        "user" looks the token up (a read: call inside the request's
+        db_session, before any write) and sets req.context.caller.
+        """
+        if requirement is None:
+            return
+        if requirement == "user":
+            req.context.caller = self._user(req)
+        elif requirement == "admin":
+            if self._admin_hash is None:
+                raise Problem(404)  # exactly what an unknown route answers
+            if not self._is_admin(req):
+                raise unauthorized("this route needs the admin bearer token")
+        elif self._admin_hash is not None and not self._is_admin(req):
             raise unauthorized("this route needs the admin bearer token")
 
-    def guard_operator_data(self, req: falcon.Request) -> None:
-        """Operator routes (/v1/metadata): open without an admin token, else guarded."""
-        if self._admin_hash is not None and not self._is_admin(req):
-            raise unauthorized("this route needs the admin bearer token")
-
-    def require_user(self, req: falcon.Request) -> Caller:
-        """The user whose unrevoked API token the request carries; 401 otherwise."""
+    def _user(self, req: falcon.Request) -> Caller:
         token = bearer(req)
         if token is None:
             raise unauthorized("send an API token as Authorization: Bearer <token>")
         digest = token_hash(token)
-        caller = self._messaging.caller_for_token(digest)
+        found = self._users.caller(digest)
         # The lookup went through a unique index on the hash; confirm the
         # match in constant time all the same.
-        if caller is None or not hmac.compare_digest(caller.token_hash, digest):
+        if found is None or not hmac.compare_digest(found.token_hash, digest):
             raise unauthorized("the API token is unknown or revoked")
-        self._messaging.touch_token(caller)
-        return caller
+        self._token_uses.note(found)
+        return found

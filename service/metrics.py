@@ -22,6 +22,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+from spectree import Response
+
+from service.openapi import documented
 
 LATENCY_BUCKETS = (
     0.001,
@@ -186,7 +189,8 @@ class MetricsResource:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
+    @documented(tags=["operations"], resp=Response("HTTP_200"))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Render every metric."""
+        """Render every metric (Prometheus text format)."""
         resp.data = generate_latest(self._metrics.registry)
         resp.content_type = CONTENT_TYPE_LATEST

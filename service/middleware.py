@@ -6,13 +6,16 @@ import itertools
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import falcon
 
-from db.session import Session
+from db import Database
+from db.session import READ, finish
 from service import logs
 from service.metrics import Metrics
+from service.openapi import Requirement
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -70,15 +73,34 @@ class RequestContext:
 
 
 class DbSession:
-    """Own one unit of work per request that reaches a resource using the database.
+    """One Pony db_session per request that reaches a resource using the database.
 
-    Entered in process_resource (so 404s and /healthz never touch SQLite),
-    writing for writing methods (db.session.Session says what that costs
-    and when), committed in process_response when the request succeeded
-    and rolled back otherwise. The exact object entered is
-    the one finished, so a session can never leak into the thread's next
-    request.
+    Entered in process_resource (so 404s and /healthz never touch the
+    database) and left in process_response: committed when the answer is
+    below 400, rolled back otherwise. Between the two, in this order:
+
+    1. the responder's declared authentication runs (service.auth): a
+       token lookup is a read in autocommit mode;
+    2. a writing method (POST, PUT, PATCH, DELETE) begins its write
+       transaction: this process's write gate (bounded by
+       SERVICE_WRITE_LOCK_TIMEOUT, 503 past it), then BEGIN IMMEDIATE
+       on SQLite. So a request with a bad token never waits for the
+       write lock, and everything the responder reads and writes is one
+       transaction.
+
+    The exact object entered is the one left, so a session can never leak
+    into the thread's next request.
     """
+
+    def __init__(
+        self,
+        database: Database,
+        authenticate: Callable[[falcon.Request, Requirement], None],
+        requirements: dict[tuple[str, str], Requirement],
+    ) -> None:
+        self._database = database
+        self._authenticate = authenticate
+        self._requirements = requirements
 
     def process_resource(
         self,
@@ -87,12 +109,20 @@ class DbSession:
         resource: Any,
         params: dict[str, Any],
     ) -> None:
-        """Enter the session just before the responder runs."""
-        if resource is None or not getattr(resource, "uses_database", True):
+        """Enter the session, authenticate, begin the write transaction."""
+        if resource is None:
             return
-        session = Session(write=req.method in WRITE_METHODS)
-        session.enter()
+        requirement = self._requirements.get((req.uri_template or "", req.method))
+        if not getattr(resource, "uses_database", True):
+            self._authenticate(req, requirement)
+            return
+        session = READ
+        session.__enter__()
         req.context.db_session = session
+        self._authenticate(req, requirement)
+        if req.method in WRITE_METHODS:
+            self._database.begin_write()
+            req.context.db_writing = True
 
     def process_response(
         self,
@@ -106,4 +136,10 @@ class DbSession:
         if session is None:
             return
         req.context.db_session = None
-        session.finish(req_succeeded and resp.status_code < 400)
+        writing = req.context.get("db_writing", False)
+        req.context.db_writing = False
+        try:
+            finish(session, req_succeeded and resp.status_code < 400)
+        finally:
+            if writing:
+                self._database.end_write()

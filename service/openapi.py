@@ -9,18 +9,21 @@ validation, so every failure is a problem+json answer.
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import falcon
-from spectree import SpecTree
+from spectree import Response, SpecTree
 
 from service import __version__
 from service.schemas import HANDLE_PATTERN, KEY_PATTERN, ProblemOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Route = tuple[str, object, str | None]  # URI template, resource, suffix
+Requirement = Literal["user", "admin", "operator"] | None
 
 # Falcon's URI templates carry no types; the document gets them from here.
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -29,35 +32,128 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def documented(**spectree_options: Any) -> Callable[[F], F]:
-    """Record spectree.validate() options on a responder without wrapping it."""
+def documented(
+    *, auth: Requirement = None, **spectree_options: Any
+) -> Callable[[F], F]:
+    """Declare who may call a responder, and its spectree.validate() options.
+
+    Only records them (the middleware enforces auth, see service.auth);
+    the responder itself is not wrapped.
+    """
 
     def mark(func: F) -> F:
+        func.__auth__ = auth  # type: ignore[attr-defined]
         func.__openapi__ = spectree_options  # type: ignore[attr-defined]
         return func
 
     return mark
 
 
-def _shadow(resource: object, spec: SpecTree) -> object:
+def requirement(resource: object, method: str, suffix: str | None) -> Requirement:
+    """What the responder for method on resource (with suffix) declared."""
+    name = f"on_{method.lower()}" + (f"_{suffix}" if suffix else "")
+    responder = getattr(resource, name, None)
+    if responder is None and method == "HEAD":
+        return requirement(resource, "GET", suffix)
+    declared: Requirement = getattr(responder, "__auth__", None)
+    return declared
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SECURITY_SCHEME = "bearerAuth"
+
+
+def derived_statuses(
+    method: str, template: str, options: dict[str, Any], auth: Requirement, db: bool
+) -> set[int]:
+    """The error statuses a responder can answer without declaring them.
+
+    They follow from what it is: who may call it, whether it reads a body
+    or a query, has path parameters, writes, or uses the database at all.
+    """
+    statuses: set[int] = set()
+    if auth is not None:
+        statuses.add(401)
+    if auth == "admin" or "{" in template:
+        statuses.add(404)  # no admin token configured; an unknown id or key
+    if "json" in options:
+        statuses |= {400, 413, 415, 422}
+    if "query" in options:
+        statuses.add(422)
+    if db:
+        statuses.add(503)  # busy past the timeouts, or the database failed
+        if method in WRITE_METHODS:
+            statuses |= {409, 507}  # a constraint at commit; a full disk
+    return statuses
+
+
+def _with_statuses(options: dict[str, Any], statuses: set[int]) -> dict[str, Any]:
+    # A copy: one responder can serve several routes (templates).
+    resp = copy.deepcopy(options.get("resp")) or Response()
+    for status in sorted(statuses):
+        # replace=False: a status the responder declared keeps its model.
+        resp.add_model(status, ProblemOut, replace=False)
+    return {**options, "resp": resp}
+
+
+def _shadow(resource: object, template: str, spec: SpecTree) -> object:
     """A copy of resource whose documented responders carry spectree's wrapper."""
     cls = type(resource)
+    db = getattr(resource, "uses_database", True)
     attrs: dict[str, Any] = {}
     for name in dir(cls):
         func = getattr(cls, name)
         options = getattr(func, "__openapi__", None)
         if name.startswith("on_") and options is not None:
+            method = name[3:].split("_", 1)[0].upper()
+            auth: Requirement = getattr(func, "__auth__", None)
+            statuses = derived_statuses(method, template, options, auth, db)
+            options = _with_statuses(options, statuses)
+            if auth is not None:
+                # "operator" routes are open while no admin token is set.
+                options["security"] = (
+                    [{SECURITY_SCHEME: []}, {}]
+                    if auth == "operator"
+                    else [{SECURITY_SCHEME: []}]
+                )
             attrs[name] = spec.validate(skip_validation=True, **options)(func)
     return type(cls.__name__, (), attrs)()
 
 
+def _integer_bounds(schema: dict[str, Any]) -> None:
+    """Falcon's int(min=, max=) converter, as spectree renders it, made exact.
+
+    spectree writes the bounds as strings and calls every integer int32.
+    """
+    if schema.get("type") != "integer":
+        return
+    for bound in ("minimum", "maximum"):
+        if isinstance(schema.get(bound), str):
+            schema[bound] = int(schema[bound])
+    if schema.get("maximum", 0) > 2**31 - 1:
+        schema["format"] = "int64"
+
+
 def _refine(document: dict[str, Any]) -> dict[str, Any]:
     """Type the path parameters; errors are application/problem+json."""
-    for operations in document.get("paths", {}).values():
+    document.setdefault("components", {}).setdefault("securitySchemes", {})[
+        SECURITY_SCHEME
+    ] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A user's API token, or SERVICE_ADMIN_TOKEN for admin routes",
+    }
+    # spectree escapes regex characters in literal segments ("/openapi\\.json").
+    document["paths"] = {
+        re.sub(r"\\(.)", r"\1", path): operations
+        for path, operations in document.get("paths", {}).items()
+    }
+    for operations in document["paths"].values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] in PATH_PARAMETERS:
                     parameter["schema"] = PATH_PARAMETERS[parameter["name"]]
+                _integer_bounds(parameter.get("schema", {}))
             for response in operation.get("responses", {}).values():
                 content = response.get("content", {})
                 schema = content.get("application/json", {}).get("schema", {})
@@ -83,7 +179,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
     )
     doc_app = falcon.App()
     for template, resource, suffix in routes:
-        doc_app.add_route(template, _shadow(resource, spec), suffix=suffix)
+        doc_app.add_route(template, _shadow(resource, template, spec), suffix=suffix)
     spec.register(doc_app)
     return _refine(spec.spec)
 
@@ -97,8 +193,9 @@ class OpenApi:
         self._routes = routes
         self._body: bytes | None = None
 
+    @documented(tags=["operations"], resp=Response("HTTP_200"))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Serve the OpenAPI document."""
+        """Serve this OpenAPI document."""
         if self._body is None:
             self._body = json.dumps(build_document(self._routes)).encode()
         resp.data = self._body

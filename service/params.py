@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -10,6 +11,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from service.problems import Problem, validation_errors
+from service.schemas import HANDLE_PATTERN
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -17,13 +19,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def read_query(req: falcon.Request, model: type[ModelT]) -> ModelT:
     """The query string as model; 422 naming the parameter otherwise."""
     try:
-        return model.model_validate(
-            {
-                name: req.params[name]
-                for name in model.model_fields
-                if name in req.params
-            }
-        )
+        return model.model_validate(req.params)
     except ValidationError as ex:
         raise Problem(
             422, "invalid query parameters", errors=validation_errors(ex, "query")
@@ -42,3 +38,17 @@ def utc_iso(moment: datetime) -> str:
     if moment.microsecond:
         return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
     return moment.isoformat("T", "microseconds")[:-6] + "Z"
+
+
+_HANDLE = re.compile(HANDLE_PATTERN)
+
+
+def check_handle(handle: str) -> str:
+    """A handle from the path, or 422: no user can have any other."""
+    if not _HANDLE.fullmatch(handle):
+        raise Problem(
+            422,
+            "handle must be 3-32 characters of a-z, 0-9 and _",
+            errors=[{"detail": "invalid handle", "parameter": "handle"}],
+        )
+    return handle

@@ -12,12 +12,14 @@ import falcon
 from pydantic import ValidationError
 
 from db import BusyError, ConflictError, ForbiddenError, NotFoundError
+from db.errors import StorageError, StorageFullError
 from db.session import DRIVER_ERRORS, translate
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
+STORAGE_RETRY_AFTER_SECONDS = 30
 
 
 class Problem(falcon.HTTPError):
@@ -113,6 +115,26 @@ def _busy_problem(req: falcon.Request, ex: Exception) -> Problem:
     )
 
 
+def _storage_problem(req: falcon.Request, ex: Exception) -> Problem:
+    # One line, no traceback: the machine's fault, not the request's.
+    log.error(
+        "database storage failed: %s",
+        ex,
+        extra={"request_id": req.context.get("request_id"), "path": req.path},
+    )
+    if isinstance(ex, StorageFullError):
+        return Problem(
+            507,
+            "the server has no space left to store this change; retry later",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+        )
+    return Problem(
+        503,
+        "the database cannot be used right now; retry later",
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def register(app: falcon.App, on_busy: Callable[[], object] = lambda: None) -> None:  # type: ignore[type-arg]
     """Install the handlers and the serializer on app; on_busy counts 503s."""
 
@@ -131,13 +153,23 @@ def register(app: falcon.App, on_busy: Callable[[], object] = lambda: None) -> N
         ex: Exception,
         params: dict[str, Any],
     ) -> None:
-        # Pony's own exception types: decide by what SQLite said.
+        # Pony's and the drivers' exception types: decide by what the engine said.
         translated = translate(ex)
         if isinstance(translated, BusyError):
             busy(req, resp, translated, params)
         if isinstance(translated, ConflictError):
             _conflict(req, resp, translated, params)
+        if isinstance(translated, StorageError):
+            storage(req, resp, translated, params)
         _unexpected(req, resp, ex, params)
+
+    def storage(
+        req: falcon.Request,
+        resp: falcon.Response,
+        ex: Exception,
+        params: dict[str, Any],
+    ) -> None:
+        raise _storage_problem(req, ex) from ex
 
     app.add_error_handler(Exception, _unexpected)
     for driver_error in DRIVER_ERRORS:
@@ -146,4 +178,5 @@ def register(app: falcon.App, on_busy: Callable[[], object] = lambda: None) -> N
     app.add_error_handler(ConflictError, _conflict)
     app.add_error_handler(ForbiddenError, _forbidden)
     app.add_error_handler(BusyError, busy)
+    app.add_error_handler(StorageError, storage)
     app.set_error_serializer(serialize)

@@ -46,7 +46,8 @@ class MetadataPageOut(BaseModel):
 class MetadataQuery(BaseModel):
     """Query parameters of GET /v1/metadata."""
 
-    model_config = ConfigDict(extra="ignore", regex_engine="python-re")
+    # Unknown parameters are refused (422): a typo such as ?limt= never goes unnoticed.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     limit: int = Field(100, ge=1, le=1000)
     after: Key | None = None
@@ -65,6 +66,9 @@ class ReadyOut(BaseModel):
     schema_version: int | None
     pending: list[int]
     edited: list[int] = Field(default_factory=list)
+    fault: str | None = Field(
+        None, description="Why the database cannot serve (absent when it can)"
+    )
 
 
 class ProblemError(BaseModel):
@@ -174,7 +178,7 @@ class ConversationPageOut(BaseModel):
 class ConversationsQuery(BaseModel):
     """Query parameters of GET /v1/conversations."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200)
@@ -211,7 +215,7 @@ class MessagePageOut(BaseModel):
 class MessagesQuery(BaseModel):
     """Query parameters of GET /v1/conversations/{conversation_id}/messages."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=200)
     before: int | None = Field(None, ge=1, description="Newest first, ids below this")
@@ -221,7 +225,7 @@ class MessagesQuery(BaseModel):
 class SearchQuery(BaseModel):
     """Query parameters of GET /v1/search."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     q: str = Field(
         min_length=1, max_length=200, description="Words to find, all of them"

@@ -198,16 +198,38 @@ def test_token_comparison_is_constant_time(
     assert seen == [(auth.token_hash(ADMIN_TOKEN), auth.token_hash(ADMIN_TOKEN))]
 
 
-def test_last_used_at_is_recorded(client: Client, db_path: Path) -> None:
-    """Using a token records when it was last used."""
-    token = make_user(client, "ann")
-    client.simulate_get("/v1/me", headers=bearer(token))
+def _last_used(db_path: Path) -> Any:
     con = sqlite3.connect(db_path)
     try:
         (used,) = con.execute("SELECT last_used_at FROM api_tokens").fetchone()
     finally:
         con.close()
-    assert used is not None
+    return used
+
+
+def test_token_use_is_recorded_off_the_request_path(
+    client: Client, database: Database, db_path: Path
+) -> None:
+    """A GET with a token writes nothing itself; the noted use is written in the batch after."""
+    token = make_user(client, "ann")
+    assert client.simulate_get("/v1/me", headers=bearer(token)).status_code == 200
+    assert _last_used(db_path) is None  # the read request did not write
+    assert database.token_uses.pending() == 1
+    assert database.token_uses.flush() == 1
+    assert _last_used(db_path) is not None
+    # Within the touch interval another use is not news: nothing to write.
+    assert client.simulate_get("/v1/me", headers=bearer(token)).status_code == 200
+    assert database.token_uses.pending() == 0
+
+
+def test_noted_token_uses_are_written_at_close(
+    client: Client, database: Database, db_path: Path
+) -> None:
+    """Closing the database writes the uses still waiting for their batch."""
+    token = make_user(client, "ann")
+    client.simulate_get("/v1/me", headers=bearer(token))
+    database.close()
+    assert _last_used(db_path) is not None
 
 
 def test_conversation_lifecycle(client: Client) -> None:

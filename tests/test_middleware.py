@@ -17,10 +17,9 @@ from pathlib import Path
 import falcon
 import falcon.testing
 import pytest
-from pony.orm import core as pony_core
+from pony import orm
 
 from db import Database
-from db.session import connection, in_session, require_orm_session
 from service.app import create_app
 from service.config import Settings
 from service.problems import Problem
@@ -31,67 +30,49 @@ class Probe:
     """Test-only routes that write and then fail in different ways."""
 
     def __init__(self, database: Database) -> None:
-        self._store = database.store
+        self._metadata = database.metadata
         self._orm = database.orm
 
     def on_post_crash(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Write, then raise an unexpected exception."""
-        self._store.put_metadata("crash", "x")
+        self._metadata.put("crash", "x")
         raise ValueError("boom: secret internals")
 
     def on_post_refuse(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Write, then raise a client error."""
-        self._store.put_metadata("refuse", "x")
+        self._metadata.put("refuse", "x")
         raise Problem(409, "refused after writing")
 
     def on_post_status(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Write, then answer 400 without raising."""
-        self._store.put_metadata("status", "x")
+        self._metadata.put("status", "x")
         resp.status = falcon.HTTP_400
         resp.media = {"detail": "set by hand"}
 
     def on_post_ok(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Write and succeed."""
         key = req.get_param("key") or "ok"
-        self._store.put_metadata(key, "x")
+        self._metadata.put(key, "x")
         resp.media = {"ok": True}
 
     def on_post_conflict(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Create a row that collides with an existing key only when Pony flushes at commit."""
-        require_orm_session()
-        self._orm.execute(
-            "INSERT INTO app_metadata VALUES ('dup', 'raw', '2026-01-01 00:00:00')"
-        )
-        self._store.put_metadata("dup-2", "x")
-        entity = self._store._metadata
-        entity(key="dup", value="pony", updated_at=entity.get(key="dup-2").updated_at)
+        """Create an entity whose key collides with a stored row when Pony flushes at commit."""
+        self._metadata.put("dup-2", "x")
+        entity = self._orm.entities["AppMetadata"]
+        entity(key="before", value="pony", updated_at=datetime(2026, 1, 1))
         resp.media = {"created": True}
-
-    def on_post_adopt(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Write with SQL, then with an entity in the same unit; fail if asked."""
-        self._store.put_metadata("sql", "x")
-        require_orm_session()
-        entity = self._store._metadata
-        entity(key="entity", value="y", updated_at=datetime(2026, 1, 1))
-        if req.get_param("fail"):
-            raise Problem(409, "refused after both writes")
-        resp.media = {"ok": True}
 
     def on_post_deferred(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Write, then break a foreign key that SQLite only checks at COMMIT."""
-        self._store.put_metadata("deferred", "x")
-        con = connection(self._orm)
-        con.execute("PRAGMA defer_foreign_keys = ON")
-        con.execute(
-            "INSERT INTO memberships (conversation_id, user_id, joined_at)"
-            " VALUES (999, 999, '2026-01-01 00:00:00')"
-        )
+        self._metadata.put("deferred", "x")
+        self._orm.get_connection().execute("PRAGMA defer_foreign_keys = ON")
+        membership = self._orm.entities["Membership"]
+        membership(conversation=999, user=999, joined_at=datetime(2026, 1, 1))
         resp.media = {"written": True}
 
-    def on_get_depth(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Report how deep the thread's db_session nesting is once the ORM is in use."""
-        require_orm_session()
-        resp.media = {"depth": pony_core.local.db_context_counter}
+    def on_get_read(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Read through an entity query inside the request's session."""
+        resp.media = {"keys": [r.key for r in self._metadata.page(100, None).items]}
 
 
 @pytest.fixture
@@ -99,18 +80,23 @@ def probe_app(settings: Settings, database: Database) -> falcon.App:  # type: ig
     """The real app plus the probe routes."""
     app = create_app(settings, database=database)
     probe = Probe(database)
-    for name in (
-        "crash",
-        "refuse",
-        "status",
-        "ok",
-        "conflict",
-        "adopt",
-        "deferred",
-        "depth",
-    ):
+    for name in ("crash", "refuse", "status", "ok", "conflict", "deferred", "read"):
         app.add_route(f"/probe/{name}", probe, suffix=name)
     return app
+
+
+def no_session() -> bool:
+    """True when the calling thread is outside any db_session.
+
+    Pony's public disconnect() refuses to run inside one.
+    """
+    probe = orm.Database()
+    probe.bind(provider="sqlite", filename=":memory:")
+    try:
+        probe.disconnect()
+    except orm.TransactionError:
+        return False
+    return True
 
 
 def keys(db_path: Path) -> list[str]:
@@ -137,7 +123,7 @@ def test_failed_request_rolls_back_its_writes(
     result = client.simulate_post(f"/probe/{route}")
     assert result.status_code == status
     assert keys(db_path) == []
-    assert not in_session()
+    assert no_session()
     if route == "crash":
         assert result.headers["content-type"] == "application/problem+json"
         assert "boom" not in result.text
@@ -149,7 +135,7 @@ def test_successful_request_commits(probe_app: falcon.App, db_path: Path) -> Non
     client = falcon.testing.TestClient(probe_app)
     assert client.simulate_post("/probe/ok").status_code == 200
     assert keys(db_path) == ["ok"]
-    assert not in_session()
+    assert no_session()
 
 
 def test_failed_commit_is_409_and_keeps_earlier_data(
@@ -163,22 +149,8 @@ def test_failed_commit_is_409_and_keeps_earlier_data(
     assert result.status_code == 409
     assert result.headers["content-type"] == "application/problem+json"
     assert keys(db_path) == ["before"]
-    assert not in_session()
-    assert client.simulate_get("/probe/depth").json == {"depth": 1}
-
-
-def test_entity_code_joins_the_transaction_sql_began(
-    probe_app: falcon.App,  # type: ignore[type-arg]
-    db_path: Path,
-) -> None:
-    """SQL then entity writes in one request commit together, or roll back together."""
-    client = falcon.testing.TestClient(probe_app)
-    assert client.simulate_post("/probe/adopt", params={"fail": "1"}).status_code == 409
-    assert keys(db_path) == []
-    assert not in_session()
-    assert client.simulate_post("/probe/adopt").status_code == 200
-    assert keys(db_path) == ["entity", "sql"]
-    assert not in_session()
+    assert no_session()
+    assert client.simulate_get("/probe/read").json == {"keys": ["before"]}
 
 
 def test_commit_refused_by_sqlite_is_409_and_releases_the_write_lock(
@@ -191,7 +163,7 @@ def test_commit_refused_by_sqlite_is_409_and_releases_the_write_lock(
     assert result.status_code == 409
     assert result.headers["content-type"] == "application/problem+json"
     assert keys(db_path) == []
-    assert not in_session()
+    assert no_session()
     started = time.monotonic()
     assert (
         client.simulate_put("/v1/metadata/after", json={"value": "v"}).status_code
@@ -228,15 +200,20 @@ def call(url: str, method: str) -> tuple[int, dict[str, object]]:
 def test_no_session_leaks_across_requests_under_waitress(
     served: str, db_path: Path
 ) -> None:
-    """Under concurrent real HTTP, failing requests never leak a session into the next."""
-    plan = ["crash", "refuse", "status", "depth", "ok"] * 40
+    """Under concurrent real HTTP, failing requests never leak a session into the next.
+
+    A leaked session would keep its thread's transaction (and the write
+    lock) open: later writes on that thread would never commit, and the
+    other threads' writes would time out with 503.
+    """
+    plan = ["crash", "refuse", "status", "read", "ok"] * 40
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(
             pool.map(
                 lambda route: (
                     route,
                     *call(
-                        f"{served}/probe/{route}", "GET" if route == "depth" else "POST"
+                        f"{served}/probe/{route}", "GET" if route == "read" else "POST"
                     ),
                 ),
                 plan,
@@ -248,10 +225,12 @@ def test_no_session_leaks_across_requests_under_waitress(
             ("crash", 500): 40,
             ("refuse", 409): 40,
             ("status", 400): 40,
-            ("depth", 200): 40,
+            ("read", 200): 40,
             ("ok", 200): 40,
         }
     )
-    depths = {body["depth"] for route, _, body in results if route == "depth"}
-    assert depths == {1}
     assert keys(db_path) == ["ok"]
+    started = time.monotonic()
+    assert call(f"{served}/probe/ok?key=last", "POST")[0] == 200
+    assert time.monotonic() - started < 1  # nobody holds the write lock
+    assert keys(db_path) == ["last", "ok"]

@@ -10,7 +10,6 @@ from pony.orm import db_session
 
 from db import Database
 from db.dialects import sqlite as seam
-from db.session import Session, connection
 
 
 def test_pragmas_read_back_from_two_threads(database: Database) -> None:
@@ -45,26 +44,24 @@ def test_pragmas_read_back_from_two_threads(database: Database) -> None:
         }
 
 
-def test_units_of_work_use_pooled_connections_with_pragmas_per_thread_and_process(
+def test_a_forked_child_opens_its_own_connection_with_the_pragmas(
     database: Database,
 ) -> None:
-    """A unit's statements run on the thread's pooled connection; a forked child opens its own."""
-    unit = Session(write=False)
-    unit.enter()
-    try:
-        con = connection(database.orm)
-        assert connection(database.orm) is con
-        assert seam.read_pragmas(con)["busy_timeout"] == 5000
-    finally:
-        unit.finish(True)
+    """A connection never crosses a fork: the child gets a new one, PRAGMAs set."""
+
+    def connection_id() -> tuple[int, int]:
+        with db_session:
+            con = database.orm.get_connection()
+            return id(con), seam.read_pragmas(con)["foreign_keys"]
+
+    parent = connection_id()
     pid = os.fork()
-    if pid == 0:  # the child: a connection must never cross a fork
+    if pid == 0:  # the child
         try:
-            child = connection(database.orm)
-            ok = child is not con and seam.read_pragmas(child)["foreign_keys"] == 1
-            os._exit(0 if ok else 1)
+            child = connection_id()
+            os._exit(0 if child[0] != parent[0] and child[1] == 1 else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert connection(database.orm) is con
+    assert connection_id() == parent  # the parent keeps its own

@@ -11,6 +11,7 @@ from pony.orm import db_session
 
 from db import Database
 from db.dialects.sqlite import from_stored, to_stored
+from db.timestamps import aware
 from service.params import utc_iso
 
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -65,21 +66,21 @@ def test_stored_text_not_written_by_us_still_reads_as_utc(
     assert moment.tzinfo is UTC
 
 
-def test_pony_and_the_sql_paths_agree_on_stored_timestamps(database: Database) -> None:
-    """What the SQL path writes, Pony's entity reads as the same moment, and back."""
-    with db_session(immediate=True):
-        written, _ = database.store.put_metadata("k", "v")
-    with db_session:
-        via_entity = database.store.list_metadata(10, None).items[0].updated_at
-        via_sql = database.store.get_metadata("k").updated_at
+def test_entities_and_raw_rows_agree_on_stored_timestamps(database: Database) -> None:
+    """What an entity writes, a raw db.select row reads as the same moment, and back."""
+    with database.writing():
+        written, _ = database.metadata.put("k", "v")
         entity = database.orm.entities["AppMetadata"]
         pony_moment = datetime(2026, 5, 6, 7, 8, 9)  # Pony stores naive datetimes
         entity(key="p", value="v", updated_at=pony_moment)
     with db_session:
-        assert database.store.get_metadata("p").updated_at == pony_moment.replace(
-            tzinfo=UTC
+        via_entity = database.metadata.get("k").updated_at
+        (raw,) = database.orm.select(
+            "SELECT updated_at FROM app_metadata WHERE key = 'k'"
         )
-    assert via_entity == via_sql == written.updated_at
+        assert database.metadata.get("p").updated_at == pony_moment.replace(tzinfo=UTC)
+    assert via_entity == aware(raw) == written.updated_at
+    assert via_entity.tzinfo is UTC
 
 
 @given(

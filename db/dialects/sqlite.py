@@ -13,14 +13,20 @@ import fcntl
 import logging
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from db.errors import DatabaseError
+from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS
+from db.errors import (
+    BusyError,
+    ConflictError,
+    DatabaseError,
+    StorageError,
+    StorageFullError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,82 +158,80 @@ def migration_lock(path: Path, timeout: float = 120.0) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at path, or None when there is none.
+
+    SQLite keeps writing to the file it opened even after that file was
+    deleted or replaced (rm, mv, a restore done wrong): every write then
+    goes to a file nobody will ever open again. Comparing this with the
+    identity at start tells.
+    """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
+
+
 def startup_maintenance(con: sqlite3.Connection) -> None:
     """Let SQLite gather the statistics a long-lived connection needs."""
     con.execute("PRAGMA optimize = 0x10002")
 
 
 def shutdown_maintenance(path: Path) -> tuple[int, int, int]:
-    """Optimize and checkpoint the WAL into the main file; returns the checkpoint row."""
-    con = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    """Optimize and checkpoint the WAL into the main file; returns the checkpoint row.
+
+    StorageError when SQLite cannot (a full disk, a vanished file).
+    """
     try:
-        con.execute("PRAGMA optimize")
-        row = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return (int(row[0]), int(row[1]), int(row[2]))
-    finally:
-        con.close()
+        con = sqlite3.connect(
+            path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        try:
+            con.execute("PRAGMA optimize")
+            row = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return (int(row[0]), int(row[1]), int(row[2]))
+        finally:
+            con.close()
+    except sqlite3.Error as ex:
+        raise StorageError(f"{path}: {ex}") from ex
 
 
-class BoundedLock:
-    """A lock whose blocking acquire() gives up after timeout seconds.
+# What the sqlite3 module raises, for code that must not import it.
+ERROR = sqlite3.Error
 
-    Pony serialises writers in one process with a plain threading.Lock that
-    it acquires with no timeout, so one slow writer would stall every other
-    writer forever. This stands in for that lock: past the timeout it raises
-    SQLite's own "database is locked" error, which callers already handle.
+
+def classify(error: sqlite3.Error) -> type[DatabaseError] | None:
+    """What an SQLite error means for the caller, from its result code.
+
+    Busy and locked: another writer held on past busy_timeout. Full: no
+    space for the write. I/O errors, a read-only or vanished file, a
+    corrupt one: the machine failed, not the request. Constraints: the
+    change conflicts with stored data. None: a programming error.
     """
-
-    def __init__(
-        self, timeout: float, observe: Callable[[float, bool], None] | None = None
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (
+        not name and "database is locked" in str(error)
     ):
-        self._lock = threading.Lock()
-        self._timeout = timeout
-        self.observe = observe
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Take the lock, waiting at most the configured timeout."""
-        if not blocking:
-            return self._lock.acquire(False)
-        if self._lock.acquire(False):  # uncontended: no clock reads
-            if self.observe is not None:
-                self.observe(0.0, True)
-            return True
-        started = time.perf_counter()
-        got = self._lock.acquire(timeout=self._timeout if timeout < 0 else timeout)
-        if self.observe is not None:
-            self.observe(time.perf_counter() - started, got)
-        if not got:
-            raise sqlite3.OperationalError(
-                f"database is locked: waited {self._timeout:g} s for this process's write lock"
-            )
-        return True
-
-    def release(self) -> None:
-        """Release the lock."""
-        self._lock.release()
-
-
-def bound_write_lock(
-    orm_db: Any, timeout: float, observe: Callable[[float, bool], None] | None = None
-) -> BoundedLock:
-    """Replace Pony's unbounded in-process write lock with a BoundedLock.
-
-    Pony's acquire_lock() holds a second "pre" lock while it waits, which
-    would queue later writers without a bound; the replacement waits on the
-    one bounded lock only. Relies on SQLiteProvider.acquire_lock/release_lock
-    and transaction_lock (pony 0.7.20, pinned); a test fails loudly if an
-    upgrade changes them.
-    """
-    provider = orm_db.provider
-    for name in ("acquire_lock", "release_lock", "transaction_lock"):
-        if not hasattr(provider, name):
-            raise RuntimeError(
-                f"this Pony version's SQLite provider has no {name} to bound"
-            )
-    lock = BoundedLock(timeout, observe)
-    provider.transaction_lock = lock
-    provider.acquire_lock = lock.acquire  # release_lock() releases transaction_lock
-    return lock
+        return BusyError
+    if name == "SQLITE_FULL":
+        return StorageFullError
+    if name.startswith(
+        (
+            "SQLITE_IOERR",
+            "SQLITE_READONLY",
+            "SQLITE_CANTOPEN",
+            "SQLITE_CORRUPT",
+            "SQLITE_NOTADB",
+            "SQLITE_PROTOCOL",
+        )
+    ):
+        return StorageError
+    if name.startswith("SQLITE_CONSTRAINT") or isinstance(
+        error, sqlite3.IntegrityError
+    ):
+        return ConflictError
+    return None
 
 
 def backup(source: Path, target: Path) -> str:
@@ -264,3 +268,49 @@ def _backup(source: Path, target: Path) -> str:
         return result
     partial.replace(target)
     return result
+
+
+def fts_query(terms: list[str]) -> str:
+    """Terms as an FTS5 query of quoted strings, all required.
+
+    Each term becomes one FTS5 string ("..." with " doubled), so operators
+    (AND, OR, NOT, NEAR), column filters, '*', '^', parentheses and quotes
+    from users are searched as text, never parsed.
+    """
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+class SqliteDialect:
+    """What the domain code asks of SQLite."""
+
+    name = "sqlite"
+
+    def lock_key(self, orm_db: Any, *key: object) -> None:
+        """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""
+
+    def search(
+        self, orm_db: Any, user_id: int, terms: list[str], limit: int
+    ) -> list[tuple[Any, ...]]:
+        """FTS5 MATCH over messages_fts, joined to the user's memberships, by rank."""
+        query = fts_query(terms)
+        open_, close, words = SNIPPET_OPEN, SNIPPET_CLOSE, SNIPPET_WORDS
+        rows: list[tuple[Any, ...]] = orm_db.select(
+            "SELECT m.id, m.conversation_id, u.handle, m.created_at, "
+            "snippet(messages_fts, 0, $open_, $close, '…', $words) "
+            "FROM messages_fts "
+            "JOIN messages m ON m.id = messages_fts.rowid "
+            "JOIN memberships mb ON mb.conversation_id = m.conversation_id "
+            "AND mb.user_id = $user_id "
+            "JOIN users u ON u.id = m.author_id "
+            "WHERE messages_fts MATCH $query "
+            "ORDER BY messages_fts.rank LIMIT $limit",
+            {
+                "open_": open_,
+                "close": close,
+                "words": words,
+                "user_id": user_id,
+                "query": query,
+                "limit": limit,
+            },
+        )
+        return rows

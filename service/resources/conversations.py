@@ -14,12 +14,17 @@ import falcon
 from spectree import Response
 
 from db import ConversationRecord, MemberRecord, MessageRecord
-from db.messaging import SNIPPET_CLOSE, SNIPPET_OPEN, Messaging
-from service.auth import Authenticator
+from db.conversations import Conversations as ConversationStore
+from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
+from db.messages import Messages as MessageStore
+from db.search import Search as SearchStore
+from db.users import Users as UserStore
+from service.auth import caller
 from service.bodies import read_json
-from service.openapi import documented
-from service.params import read_query, utc_iso
+from service.openapi import Route, documented
+from service.params import check_handle, read_query, utc_iso
 from service.problems import Problem
+from service.resources import ID, Context
 from service.schemas import (
     MAX_BODY_BYTES,
     ConversationIn,
@@ -92,22 +97,23 @@ class Conversations:
     """GET/POST /v1/conversations, GET /v1/conversations/{conversation_id}."""
 
     def __init__(
-        self, messaging: Messaging, auth: Authenticator, max_body_bytes: int
+        self, conversations: ConversationStore, users: UserStore, max_body_bytes: int
     ) -> None:
-        self._messaging = messaging
-        self._auth = auth
+        self._conversations = conversations
+        self._users = users
         self._max_body = max_body_bytes
 
     @documented(
+        auth="user",
         json=ConversationIn,
         tags=["conversations"],
         resp=Response(HTTP_201=ConversationOut, **WRITE_ERRORS),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Start a conversation with the given members; the caller is one."""
-        caller = self._auth.require_user(req)
+        me = caller(req)
         body = read_json(req, ConversationIn, self._max_body)
-        found = self._messaging.users_by_handle(body.members)
+        found = self._users.by_handles(body.members)
         missing = [
             {"detail": f"no user with handle {handle!r}", "pointer": f"#/members/{i}"}
             for i, handle in enumerate(body.members)
@@ -115,25 +121,22 @@ class Conversations:
         ]
         if missing:
             raise Problem(422, "unknown member handles", errors=missing)
-        record = self._messaging.create_conversation(
-            caller.user, body.title, found.values()
-        )
+        record = self._conversations.create(me.user, body.title, found.values())
         resp.media = _conversation(record, members=True)
         resp.status = falcon.HTTP_201
 
     @documented(
+        auth="user",
         query=ConversationsQuery,
         tags=["conversations"],
         resp=Response(HTTP_200=ConversationPageOut, HTTP_422=ProblemOut, **AUTH_ERRORS),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """My conversations, most recent activity first, paged with ?cursor=."""
-        caller = self._auth.require_user(req)
+        me = caller(req)
         query = read_query(req, ConversationsQuery)
         try:
-            page = self._messaging.list_conversations(
-                caller.user.id, query.limit, query.cursor
-            )
+            page = self._conversations.page(me.user.id, query.limit, query.cursor)
         except ValueError as ex:
             raise Problem(
                 422,
@@ -146,6 +149,7 @@ class Conversations:
         }
 
     @documented(
+        auth="user",
         tags=["conversations"],
         resp=Response(HTTP_200=ConversationOut, HTTP_404=ProblemOut, **AUTH_ERRORS),
     )
@@ -153,22 +157,20 @@ class Conversations:
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
         """One of my conversations with its members, or 404."""
-        caller = self._auth.require_user(req)
-        record = self._messaging.get_conversation(caller.user.id, conversation_id)
+        me = caller(req)
+        record = self._conversations.get(me.user.id, conversation_id)
         resp.media = _conversation(record, members=True)
 
 
 class Members:
     """POST .../members and DELETE .../members/{handle}, for members only."""
 
-    def __init__(
-        self, messaging: Messaging, auth: Authenticator, max_body_bytes: int
-    ) -> None:
-        self._messaging = messaging
-        self._auth = auth
+    def __init__(self, conversations: ConversationStore, max_body_bytes: int) -> None:
+        self._conversations = conversations
         self._max_body = max_body_bytes
 
     @documented(
+        auth="user",
         json=MemberIn,
         tags=["conversations"],
         resp=Response(
@@ -179,15 +181,16 @@ class Members:
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
         """Add a member: 201, or 200 when already one."""
-        caller = self._auth.require_user(req)
+        me = caller(req)
         body = read_json(req, MemberIn, self._max_body)
-        member, added = self._messaging.add_member(
-            caller.user.id, conversation_id, body.handle
+        member, added = self._conversations.add_member(
+            me.user.id, conversation_id, body.handle
         )
         resp.media = _member(member)
         resp.status = falcon.HTTP_201 if added else falcon.HTTP_200
 
     @documented(
+        auth="user",
         tags=["conversations"],
         resp=Response("HTTP_204", HTTP_404=ProblemOut, **AUTH_ERRORS),
     )
@@ -199,22 +202,22 @@ class Members:
         handle: str,
     ) -> None:
         """Remove a member (yourself included): 204, or 404."""
-        caller = self._auth.require_user(req)
-        self._messaging.remove_member(caller.user.id, conversation_id, handle)
+        me = caller(req)
+        self._conversations.remove_member(
+            me.user.id, conversation_id, check_handle(handle)
+        )
         resp.status = falcon.HTTP_204
 
 
 class Messages:
     """POST/GET .../messages and DELETE .../messages/{message_id}."""
 
-    def __init__(
-        self, messaging: Messaging, auth: Authenticator, max_body_bytes: int
-    ) -> None:
-        self._messaging = messaging
-        self._auth = auth
+    def __init__(self, messages: MessageStore, max_body_bytes: int) -> None:
+        self._messages = messages
         self._max_body = max_body_bytes
 
     @documented(
+        auth="user",
         json=MessageIn,
         tags=["messages"],
         resp=Response(HTTP_201=MessageOut, HTTP_404=ProblemOut, **WRITE_ERRORS),
@@ -223,7 +226,7 @@ class Messages:
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
         """Post a message to one of my conversations."""
-        caller = self._auth.require_user(req)
+        me = caller(req)
         body = read_json(req, MessageIn, self._max_body)
         try:
             size = len(body.body.encode("utf-8"))
@@ -237,11 +240,12 @@ class Messages:
             raise Problem(
                 413, f"body is {size} bytes of UTF-8; the limit is {MAX_BODY_BYTES}"
             )
-        record = self._messaging.post_message(caller.user, conversation_id, body.body)
+        record = self._messages.post(me.user, conversation_id, body.body)
         resp.media = _message(record)
         resp.status = falcon.HTTP_201
 
     @documented(
+        auth="user",
         query=MessagesQuery,
         tags=["messages"],
         resp=Response(
@@ -255,7 +259,7 @@ class Messages:
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
         """Messages newest first (?before=) or oldest first (?after=)."""
-        caller = self._auth.require_user(req)
+        me = caller(req)
         query = read_query(req, MessagesQuery)
         if query.before is not None and query.after is not None:
             raise Problem(
@@ -263,8 +267,8 @@ class Messages:
                 "give before or after, not both",
                 errors=[{"detail": "conflicts with after", "parameter": "before"}],
             )
-        page = self._messaging.list_messages(
-            caller.user.id,
+        page = self._messages.page(
+            me.user.id,
             conversation_id,
             query.limit,
             before=query.before,
@@ -273,6 +277,7 @@ class Messages:
         resp.media = {"items": [_message(m) for m in page.items], "next": page.next}
 
     @documented(
+        auth="user",
         tags=["messages"],
         resp=Response(
             "HTTP_204", HTTP_403=ProblemOut, HTTP_404=ProblemOut, **AUTH_ERRORS
@@ -286,28 +291,28 @@ class Messages:
         message_id: int,
     ) -> None:
         """Delete my own message: 204; someone else's: 403."""
-        caller = self._auth.require_user(req)
-        self._messaging.delete_message(caller.user.id, conversation_id, message_id)
+        me = caller(req)
+        self._messages.delete(me.user.id, conversation_id, message_id)
         resp.status = falcon.HTTP_204
 
 
 class Search:
     """GET /v1/search: full-text search over my conversations' messages."""
 
-    def __init__(self, messaging: Messaging, auth: Authenticator) -> None:
-        self._messaging = messaging
-        self._auth = auth
+    def __init__(self, search: SearchStore) -> None:
+        self._search = search
 
     @documented(
+        auth="user",
         query=SearchQuery,
         tags=["messages"],
         resp=Response(HTTP_200=SearchOut, HTTP_422=ProblemOut, **AUTH_ERRORS),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Messages containing every word of ?q=, best match first."""
-        caller = self._auth.require_user(req)
+        me = caller(req)
         query = read_query(req, SearchQuery)
-        hits = self._messaging.search(caller.user.id, query.q, query.limit)
+        hits = self._search.messages(me.user.id, query.q, query.limit)
         resp.media = {
             "items": [
                 {
@@ -320,3 +325,21 @@ class Search:
                 for hit in hits
             ]
         }
+
+
+def routes(context: Context) -> list[Route]:
+    """A user's conversations, their members and messages, and search."""
+    database, max_body = context.database, context.max_body
+    conversations = Conversations(database.conversations, database.users, max_body)
+    members = Members(database.conversations, max_body)
+    messages = Messages(database.messages, max_body)
+    one = f"/v1/conversations/{{conversation_id:{ID}}}"
+    return [
+        ("/v1/conversations", conversations, None),
+        (one, conversations, "item"),
+        (f"{one}/members", members, None),
+        (f"{one}/members/{{handle}}", members, "item"),
+        (f"{one}/messages", messages, None),
+        (f"{one}/messages/{{message_id:{ID}}}", messages, "item"),
+        ("/v1/search", Search(database.search), None),
+    ]

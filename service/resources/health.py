@@ -6,7 +6,8 @@ import falcon
 from spectree import Response
 
 from db import Database
-from service.openapi import documented
+from service.openapi import Route, documented
+from service.resources import Context
 from service.schemas import HealthOut, ReadyOut
 
 
@@ -32,15 +33,31 @@ class Ready:
         resp=Response(HTTP_200=ReadyOut, HTTP_503=ReadyOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Report the schema version and anything pending or edited."""
-        state = self._database.state(self._database.store.applied_versions())
-        body = ReadyOut(
-            status="ready" if state.clean else "not ready",
-            schema_version=state.version,
-            pending=state.pending,
-            edited=state.edited,
-        )
-        resp.media = body.model_dump(mode="json")
-        if not state.clean:
+        """Report the schema version, anything pending or edited, any fault."""
+        fault = self._database.fault()
+        if fault is not None:
+            # A vanished file cannot be asked for its history: the fault it is.
+            body = ReadyOut(
+                status="not ready", schema_version=None, pending=[], fault=fault
+            )
+        else:
+            state = self._database.state(self._database.applied_versions())
+            body = ReadyOut(
+                status="ready" if state.clean else "not ready",
+                schema_version=state.version,
+                pending=state.pending,
+                edited=state.edited,
+            )
+        ready = body.status == "ready"
+        resp.media = body.model_dump(mode="json", exclude_none=True)
+        if not ready:
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", "5")
+
+
+def routes(context: Context) -> list[Route]:
+    """The liveness and readiness probes."""
+    return [
+        ("/healthz", Health(), None),
+        ("/readyz", Ready(context.database), None),
+    ]

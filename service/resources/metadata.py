@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import falcon
-from pydantic import ValidationError
 from spectree import Response
 
 from db import MetadataRecord
-from db.store import Store
+from db.metadata import Metadata as MetadataStore
 from service.bodies import read_json
-from service.openapi import documented
-from service.params import utc_iso
-from service.problems import Problem, validation_errors
+from service.openapi import Route, documented
+from service.params import read_query, utc_iso
+from service.problems import Problem
+from service.resources import Context
 from service.schemas import (
     KEY_PATTERN,
     MAX_VALUE_BYTES,
@@ -49,18 +48,12 @@ def _out(record: MetadataRecord) -> dict[str, str]:
 class Metadata:
     """GET /v1/metadata and GET/PUT/DELETE /v1/metadata/{key}."""
 
-    def __init__(
-        self,
-        store: Store,
-        max_body_bytes: int,
-        guard: Callable[[falcon.Request], None] = lambda req: None,
-    ) -> None:
+    def __init__(self, store: MetadataStore, max_body_bytes: int) -> None:
         self._store = store
         self._max_body = max_body_bytes
-        # Operator data: the admin token is required when one is configured.
-        self._guard = guard
 
     @documented(
+        auth="operator",
         query=MetadataQuery,
         tags=["metadata"],
         resp=Response(
@@ -69,23 +62,12 @@ class Metadata:
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List entries ordered by key, paged with ?limit= and ?after=."""
-        self._guard(req)
-        try:
-            query = MetadataQuery.model_validate(
-                {
-                    name: req.params[name]
-                    for name in ("limit", "after")
-                    if name in req.params
-                }
-            )
-        except ValidationError as ex:
-            raise Problem(
-                422, "invalid query parameters", errors=validation_errors(ex, "query")
-            ) from ex
-        page = self._store.list_metadata(query.limit, query.after)
+        query = read_query(req, MetadataQuery)
+        page = self._store.page(query.limit, query.after)
         resp.media = {"items": [_out(r) for r in page.items], "next": page.next}
 
     @documented(
+        auth="operator",
         tags=["metadata"],
         resp=Response(
             HTTP_200=MetadataOut,
@@ -96,10 +78,10 @@ class Metadata:
     )
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         """Return one entry or 404."""
-        self._guard(req)
-        resp.media = _out(self._store.get_metadata(_check_key(key)))
+        resp.media = _out(self._store.get(_check_key(key)))
 
     @documented(
+        auth="operator",
         json=MetadataIn,
         tags=["metadata"],
         resp=Response(
@@ -115,7 +97,6 @@ class Metadata:
     )
     def on_put_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
         """Create (201) or replace (200) one entry."""
-        self._guard(req)
         _check_key(key)
         body = read_json(req, MetadataIn, self._max_body)
         try:
@@ -130,11 +111,12 @@ class Metadata:
             raise Problem(
                 413, f"value is {size} bytes of UTF-8; the limit is {MAX_VALUE_BYTES}"
             )
-        record, created = self._store.put_metadata(key, body.value)
+        record, created = self._store.put(key, body.value)
         resp.media = _out(record)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
 
     @documented(
+        auth="operator",
         tags=["metadata"],
         resp=Response(
             "HTTP_204",
@@ -148,6 +130,14 @@ class Metadata:
         self, req: falcon.Request, resp: falcon.Response, key: str
     ) -> None:
         """Delete one entry: 204, or 404 when absent."""
-        self._guard(req)
-        self._store.delete_metadata(_check_key(key))
+        self._store.delete(_check_key(key))
         resp.status = falcon.HTTP_204
+
+
+def routes(context: Context) -> list[Route]:
+    """/v1/metadata and /v1/metadata/{key}: operator data (the admin token when set)."""
+    metadata = Metadata(context.database.metadata, context.max_body)
+    return [
+        ("/v1/metadata", metadata, None),
+        ("/v1/metadata/{key}", metadata, "item"),
+    ]

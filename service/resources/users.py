@@ -8,11 +8,12 @@ import falcon
 from spectree import Response
 
 from db import UserRecord
-from db.messaging import Messaging
-from service.auth import Authenticator, new_token, token_hash
+from db.users import Users as UserStore
+from service.auth import caller, new_token, token_hash
 from service.bodies import read_json
-from service.openapi import documented
-from service.params import utc_iso
+from service.openapi import Route, documented
+from service.params import check_handle, utc_iso
+from service.resources import ID, Context
 from service.schemas import ProblemOut, TokenOut, UserIn, UserOut
 
 ADMIN_ERRORS = {"HTTP_401": ProblemOut, "HTTP_404": ProblemOut}
@@ -31,14 +32,12 @@ def user_out(user: UserRecord) -> dict[str, Any]:
 class Users:
     """POST /v1/users and POST /v1/users/{handle}/tokens (admin)."""
 
-    def __init__(
-        self, messaging: Messaging, auth: Authenticator, max_body_bytes: int
-    ) -> None:
-        self._messaging = messaging
-        self._auth = auth
+    def __init__(self, users: UserStore, max_body_bytes: int) -> None:
+        self._users = users
         self._max_body = max_body_bytes
 
     @documented(
+        auth="admin",
         json=UserIn,
         tags=["admin"],
         resp=Response(
@@ -50,13 +49,13 @@ class Users:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create a user: 201, or 409 when the handle is taken."""
-        self._auth.require_admin(req)
         body = read_json(req, UserIn, self._max_body)
-        user = self._messaging.create_user(body.handle, body.display_name)
+        user = self._users.create(body.handle, body.display_name)
         resp.media = user_out(user)
         resp.status = falcon.HTTP_201
 
     @documented(
+        auth="admin",
         tags=["admin"],
         resp=Response(HTTP_201=TokenOut, **ADMIN_ERRORS),
     )
@@ -64,9 +63,8 @@ class Users:
         self, req: falcon.Request, resp: falcon.Response, handle: str
     ) -> None:
         """Issue an API token for the user; the token is shown only here."""
-        self._auth.require_admin(req)
         token = new_token()
-        token_id = self._messaging.create_token(handle, token_hash(token))
+        token_id = self._users.create_token(check_handle(handle), token_hash(token))
         resp.media = {"id": token_id, "token": token}
         resp.status = falcon.HTTP_201
         resp.set_header("Cache-Control", "no-store")
@@ -75,27 +73,38 @@ class Users:
 class Tokens:
     """DELETE /v1/tokens/{token_id} (admin)."""
 
-    def __init__(self, messaging: Messaging, auth: Authenticator) -> None:
-        self._messaging = messaging
-        self._auth = auth
+    def __init__(self, users: UserStore) -> None:
+        self._users = users
 
-    @documented(tags=["admin"], resp=Response("HTTP_204", **ADMIN_ERRORS))
+    @documented(auth="admin", tags=["admin"], resp=Response("HTTP_204", **ADMIN_ERRORS))
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, token_id: int
     ) -> None:
         """Revoke a token at once: 204, or 404 when there is no such token."""
-        self._auth.require_admin(req)
-        self._messaging.revoke_token(token_id)
+        self._users.revoke_token(token_id)
         resp.status = falcon.HTTP_204
 
 
 class Me:
     """GET /v1/me: the user the bearer token belongs to."""
 
-    def __init__(self, auth: Authenticator) -> None:
-        self._auth = auth
-
-    @documented(tags=["users"], resp=Response(HTTP_200=UserOut, HTTP_401=ProblemOut))
+    @documented(
+        auth="user",
+        tags=["users"],
+        resp=Response(HTTP_200=UserOut, HTTP_401=ProblemOut),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Return the calling user."""
-        resp.media = user_out(self._auth.require_user(req).user)
+        resp.media = user_out(caller(req).user)
+
+
+def routes(context: Context) -> list[Route]:
+    """Users and tokens (admin), and the caller's own user."""
+    users = context.database.users
+    admin = Users(users, context.max_body)
+    return [
+        ("/v1/users", admin, None),
+        ("/v1/users/{handle}/tokens", admin, "tokens"),
+        (f"/v1/tokens/{{token_id:{ID}}}", Tokens(users), None),
+        ("/v1/me", Me(), None),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import service_env
+from tests.messaging_helpers import ADMIN, ADMIN_TOKEN
 from tests.reliability.support import (
     Client,
     metric,
@@ -194,3 +196,55 @@ def test_writer_stuck_on_the_lock_does_not_block_other_writers_forever(
             == 4
         )
         client.close()
+
+
+@pytest.mark.timeout(90)
+def test_reads_with_a_token_never_wait_for_another_process_writer(
+    tmp_path: Path,
+) -> None:
+    """While another process holds the write lock, authenticated GETs answer at once.
+
+    Recording that a token was used is not a write on the request path:
+    8 users whose last_used_at is due read in parallel without waiting.
+    """
+    db = tmp_path / "db.sqlite3"
+    env = service_env(db, admin_token=ADMIN_TOKEN, threads=4)
+    with serving(env) as server:
+        client = Client(server.url)
+        tokens = []
+        for i in range(8):
+            handle = f"reader_{i}"
+            status, _, _ = client.request(
+                "POST",
+                "/v1/users",
+                {"handle": handle, "display_name": handle},
+                headers=ADMIN,
+            )
+            assert status == 201
+            status, _, payload = client.request(
+                "POST", f"/v1/users/{handle}/tokens", headers=ADMIN
+            )
+            tokens.append(json.loads(payload)["token"])
+        client.close()
+
+        def me(token: str) -> tuple[int, float]:
+            reader = Client(server.url)
+            begun = time.monotonic()
+            try:
+                status, _, _ = reader.request(
+                    "GET", "/v1/me", headers={"Authorization": f"Bearer {token}"}
+                )
+            finally:
+                reader.close()
+            return status, time.monotonic() - begun
+
+        with write_lock_held(db, seconds=BUSY_TIMEOUT + 3):
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                answers = list(pool.map(me, tokens))
+            health = Client(server.url)
+            begun = time.monotonic()
+            assert health.request("GET", "/healthz")[0] == 200
+            health.close()
+            assert time.monotonic() - begun < 1
+        assert [status for status, _ in answers] == [200] * 8
+        assert max(seconds for _, seconds in answers) < 2, answers

@@ -1,0 +1,171 @@
+"""Conversations and their members, through the Conversation and Membership entities.
+
+Membership is part of every query: a user who is not a member of a
+conversation gets exactly what a missing one gives,
+NotFoundError("no conversation N"), so nothing reveals that it exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from typing import Any
+
+from pony import orm
+
+from db.dialects.sqlite import to_stored
+from db.errors import NotFoundError
+from db.records import (
+    ConversationPage,
+    ConversationRecord,
+    MemberRecord,
+    UserRecord,
+)
+from db.timestamps import aware, now
+
+# A conversation cursor holds an id, which must fit SQL's 64-bit integer.
+MAX_ID = 2**63 - 1
+
+
+def encode_cursor(last_message_at: Any, conversation_id: int) -> str:
+    """An opaque cursor for the conversation listing."""
+    raw = f"{to_stored(aware(last_message_at))}|{conversation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    """The (stored last_message_at, id) a cursor holds; ValueError when malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        moment = aware(stamp)
+        conversation_id = int(ident)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as ex:
+        raise ValueError("malformed cursor") from ex
+    if not 0 <= conversation_id <= MAX_ID:
+        raise ValueError("malformed cursor")
+    return to_stored(moment), conversation_id
+
+
+class Conversations:
+    """Start, list and read conversations; add and remove members."""
+
+    def __init__(self, orm_db: orm.Database, entities: dict[str, Any]) -> None:
+        self._db = orm_db
+        self._conversation = entities["Conversation"]
+        self._membership = entities["Membership"]
+        self._user = entities["User"]
+
+    def require_member(self, user_id: int, conversation_id: int) -> None:
+        """NotFoundError unless user_id is a member of the conversation."""
+        if not self._membership.exists(conversation=conversation_id, user=user_id):
+            raise NotFoundError(f"no conversation {conversation_id}")
+
+    def create(
+        self, creator: UserRecord, title: str, members: Iterable[UserRecord]
+    ) -> ConversationRecord:
+        """Start a conversation; the creator is always a member."""
+        stamp = now()
+        conversation = self._conversation(
+            title=title, created_by=creator.id, created_at=stamp, last_message_at=stamp
+        )
+        everyone = {creator.id: creator} | {m.id: m for m in members}
+        for user_id in everyone:
+            self._membership(conversation=conversation, user=user_id, joined_at=stamp)
+        conversation.flush()
+        moment = aware(stamp)
+        return ConversationRecord(
+            conversation.id,
+            title,
+            creator.handle,
+            moment,
+            moment,
+            tuple(
+                MemberRecord(u.handle, u.display_name, moment)
+                for u in sorted(everyone.values(), key=lambda u: u.handle)
+            ),
+        )
+
+    def page(self, user_id: int, limit: int, cursor: str | None) -> ConversationPage:
+        """The user's conversations, most recent activity first.
+
+        A read-only page, so raw rows (db.select), not entities: loading
+        an entity per row costs Pony several times the query. ValueError
+        when the cursor is malformed.
+        """
+        after = ""
+        stamp, last_id = "", 0
+        if cursor is not None:
+            stamp, last_id = decode_cursor(cursor)
+            after = "AND (c.last_message_at, c.id) < ($stamp, $last_id) "
+        n = limit + 1
+        rows = self._db.select(
+            "SELECT c.id, c.title, u.handle, c.created_at, c.last_message_at "
+            "FROM memberships mb "
+            "JOIN conversations c ON c.id = mb.conversation_id "
+            "JOIN users u ON u.id = c.created_by "
+            f"WHERE mb.user_id = $user_id {after}"
+            "ORDER BY c.last_message_at DESC, c.id DESC LIMIT $n",
+            {"user_id": user_id, "stamp": stamp, "last_id": last_id, "n": n},
+        )
+        items = [
+            ConversationRecord(r[0], r[1], r[2], aware(r[3]), aware(r[4]))
+            for r in rows[:limit]
+        ]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return ConversationPage(
+            items, encode_cursor(last[4], last[0]) if last is not None else None
+        )
+
+    def get(self, user_id: int, conversation_id: int) -> ConversationRecord:
+        """One of the user's conversations with its members."""
+        self.require_member(user_id, conversation_id)
+        conversation = self._conversation[conversation_id]
+        members = orm.select(
+            (mb.user.handle, mb.user.display_name, mb.joined_at)
+            for mb in self._membership
+            if mb.conversation == conversation
+        ).order_by(1)
+        return ConversationRecord(
+            conversation.id,
+            conversation.title,
+            conversation.created_by.handle,
+            aware(conversation.created_at),
+            aware(conversation.last_message_at),
+            tuple(MemberRecord(h, d, aware(j)) for h, d, j in members),
+        )
+
+    def add_member(
+        self, user_id: int, conversation_id: int, handle: str
+    ) -> tuple[MemberRecord, bool]:
+        """Add handle to a conversation of the user's; returns it and whether new."""
+        self.require_member(user_id, conversation_id)
+        # Members change one at a time per conversation (a row lock on
+        # PostgreSQL; SQLite writers take turns anyway).
+        conversation = self._conversation.get_for_update(id=conversation_id)
+        user = self._user.get(handle=handle)
+        if user is None:
+            raise NotFoundError(f"no user with handle {handle!r}")
+        membership = self._membership.get(conversation=conversation, user=user)
+        added = membership is None
+        if membership is None:
+            membership = self._membership(
+                conversation=conversation, user=user, joined_at=now()
+            )
+        return (
+            MemberRecord(user.handle, user.display_name, aware(membership.joined_at)),
+            added,
+        )
+
+    def remove_member(self, user_id: int, conversation_id: int, handle: str) -> None:
+        """Remove handle from a conversation of the user's (themselves included)."""
+        self.require_member(user_id, conversation_id)
+        membership = orm.select(
+            mb
+            for mb in self._membership
+            if mb.conversation.id == conversation_id and mb.user.handle == handle
+        ).first()
+        if membership is None:
+            raise NotFoundError(f"{handle!r} is not a member of this conversation")
+        membership.delete()

@@ -1,0 +1,85 @@
+"""Users and their API tokens, through the User and ApiToken entities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pony import orm
+
+from db.errors import ConflictError, NotFoundError
+from db.records import Caller, UserRecord
+from db.timestamps import aware, now
+
+
+def user_record(user: Any) -> UserRecord:
+    """The record of a User entity."""
+    return UserRecord(user.id, user.handle, user.display_name, aware(user.created_at))
+
+
+class Users:
+    """Create and find users, issue, revoke and resolve tokens; records only."""
+
+    def __init__(self, orm_db: orm.Database, entities: dict[str, Any]) -> None:
+        self._db = orm_db
+        self._user = entities["User"]
+        self._token = entities["ApiToken"]
+
+    def create(self, handle: str, display_name: str) -> UserRecord:
+        """Add a user; ConflictError when the handle is taken."""
+        taken = ConflictError(f"handle {handle!r} is taken")
+        if self._user.exists(handle=handle):
+            raise taken
+        user = self._user(handle=handle, display_name=display_name, created_at=now())
+        try:
+            user.flush()  # the id, and a concurrent taker of the handle, now
+        except orm.TransactionIntegrityError as ex:
+            raise taken from ex
+        return user_record(user)
+
+    def by_handles(self, handles: Iterable[str]) -> dict[str, UserRecord]:
+        """The users with these handles (unknown handles are left out)."""
+        wanted = sorted(set(handles))
+        if not wanted:
+            return {}
+        users = orm.select(u for u in self._user if u.handle in wanted)
+        return {u.handle: user_record(u) for u in users}
+
+    def create_token(self, handle: str, token_hash: bytes) -> int:
+        """Store a token hash for the user; returns the token id."""
+        user = self._user.get(handle=handle)
+        if user is None:
+            raise NotFoundError(f"no user with handle {handle!r}")
+        token = self._token(user=user, token_hash=token_hash, created_at=now())
+        token.flush()
+        return int(token.id)
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke a token (again is fine); NotFoundError when it never existed."""
+        token = self._token.get_for_update(id=token_id)
+        if token is None:
+            raise NotFoundError(f"no token {token_id}")
+        if token.revoked_at is None:
+            token.revoked_at = now()
+
+    def caller(self, token_hash: bytes) -> Caller | None:
+        """The user of an unrevoked token with this hash, or None.
+
+        Every authenticated request asks this, before its write
+        transaction begins: a read, never a write.
+        """
+        found = orm.select(
+            (t, t.user) for t in self._token if t.token_hash == token_hash
+        ).first()
+        if found is None:
+            return None
+        token, user = found
+        if token.revoked_at is not None:
+            return None
+        last_used = token.last_used_at
+        return Caller(
+            user_record(user),
+            int(token.id),
+            bytes(token.token_hash),
+            aware(last_used) if last_used is not None else None,
+        )
