@@ -37,7 +37,7 @@ sf_python() {
 sf_make_venv() {
     local dir=$1 python
     python=$(sf_python)
-    "$python" -m venv "$dir" 2>/dev/null && return 0
+    "$python" -m venv "$dir" >/dev/null 2>&1 && return 0
     rm -rf "$dir"
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing Debian's python3-venv ..." >&2
