@@ -8,81 +8,49 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal
 
 from pony import orm
 
 from db import migrate as migrations_module
-from db import schemacheck
 from db.connections import Connections
 from db.conversations import Conversations
-from db.dialects import sqlite, sqlite_schema
+from db.crud import Crud
+from db.dialects import Engine, MigrateMode
+from db.dialects.sqlite_engine import SqliteEngine, check_schema
 from db.entities import define_entities
-from db.errors import SchemaMismatchError, StartupError, StorageError
+from db.errors import SchemaMismatchError, StorageError
 from db.messages import Messages
 from db.metadata import Metadata
 from db.migrate import Migration
 from db.records import SchemaState
 from db.search import Search
-from db.session import SerialGate, WriteGate, begin_write, writing
+from db.session import WriteGate, begin_write, writing
+from db.target import DatabaseTarget, PostgresTarget
 from db.token_uses import TokenUses
 from db.users import Users
 
 log = logging.getLogger(__name__)
 
-MigrateMode = Literal["apply", "verify", "off"]
+__all__ = ["Database", "check_schema", "entity_schema_problems", "open_database"]
 
 
-def _bind(
-    path: Path, synchronous: str, connections: Connections | None = None
-) -> tuple[orm.Database, dict[str, Any]]:
+def _orm(engine: Engine, connections: Connections) -> orm.Database:
+    """A Pony Database with the entities, bound through engine (not mapped yet)."""
     orm_db = orm.Database()
-    sqlite.install_pragmas(orm_db, synchronous)  # before bind(): see the reference
-    if connections is not None:
-        connections.install(orm_db)
-    entities = define_entities(orm_db)
-    # Absolute path: Pony resolves a relative one against the calling module.
-    orm_db.bind(
-        provider="sqlite",
-        filename=str(path.resolve()),
-        create_db=False,
-        timeout=sqlite.BUSY_TIMEOUT_MS / 1000,
-        # Database.close() closes every thread's connection from its own thread.
-        check_same_thread=False,
-    )
-    return orm_db, entities
-
-
-def expected_schema(orm_db: orm.Database) -> dict[str, sqlite_schema.Table]:
-    """The schema Pony's own DDL creates for the mapped entities."""
-    return sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
-
-
-def check_schema(orm_db: orm.Database, path: Path) -> None:
-    """Refuse a database whose schema differs from the entities'."""
-    try:
-        orm_db.generate_mapping(create_tables=False, check_tables=True)
-    except Exception as ex:
-        raise SchemaMismatchError(f"schema does not match the entities: {ex}") from ex
-    con = sqlite.connect(path)
-    try:
-        actual = sqlite_schema.read_schema(con)
-    finally:
-        con.close()
-    problems = schemacheck.compare(expected_schema(orm_db), actual)
-    if problems:
-        raise SchemaMismatchError(
-            "schema does not match the entities: " + "; ".join(problems)
-        )
+    connections.install(orm_db)
+    define_entities(orm_db)
+    engine.bind(orm_db)
+    return orm_db
 
 
 def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[str]:
     """Apply every migration to a scratch file and compare with the entities."""
-    migrations_module.migrate(scratch, migrations)
+    engine = SqliteEngine(scratch)
+    engine.migrate(migrations, "apply")
     connections = Connections()
-    orm_db, _ = _bind(scratch, "NORMAL", connections)
+    orm_db = _orm(engine, connections)
     try:
-        check_schema(orm_db, scratch)
+        engine.check_schema(orm_db)
     except SchemaMismatchError as ex:
         return str(ex).split(": ", 1)[1].split("; ")
     finally:
@@ -99,7 +67,7 @@ class Database:
     run inside the caller's db_session and return records, never entities.
     """
 
-    path: Path
+    engine: Engine
     orm: orm.Database
     migrations: list[Migration]
     gate: WriteGate
@@ -110,18 +78,20 @@ class Database:
     messages: Messages = field(init=False)
     search: Search = field(init=False)
     token_uses: TokenUses = field(init=False)
-    _identity: tuple[int, int] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         entities = self.orm.entities
-        dialect = sqlite.SqliteDialect()
+        dialect = self.engine.dialect
         self.metadata = Metadata(self.orm, entities, dialect)
         self.users = Users(self.orm, entities)
         self.conversations = Conversations(self.orm, entities)
         self.messages = Messages(self.orm, entities, self.conversations)
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
-        self._identity = sqlite.file_identity(self.path)
+
+    def crud(self, entity: str) -> Crud:
+        """Create, read, page, change and delete rows of the entity called so."""
+        return Crud(self.orm.entities[entity])
 
     def begin_write(self) -> None:
         """Start the current db_session's write transaction (bounded wait).
@@ -162,79 +132,63 @@ class Database:
 
     def fault(self) -> str | None:
         """Why the database cannot serve right now, or None when it can."""
-        if sqlite.file_identity(self.path) != self._identity:
-            return (
-                f"the database file {self.path} was deleted or replaced "
-                "after the service opened it"
-            )
-        return None
+        fault: str | None = self.engine.fault()
+        return fault
 
     def close(self) -> None:
-        """Write pending bookkeeping, close every connection, checkpoint the WAL."""
+        """Write pending bookkeeping, close every connection, then maintenance."""
         self.token_uses.close()
         self.orm.disconnect()
         self.connections.close_all()
-        try:
-            busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
-        except StorageError as ex:
-            # A full disk or a vanished file must not turn a clean stop
-            # into a crash: the WAL is recovered at the next open.
-            log.warning("shutdown checkpoint skipped: %s", ex)
-            return
-        log.info(
-            "database closed",
-            extra={
-                "checkpoint": {
-                    "busy": busy,
-                    "wal_pages": wal_pages,
-                    "checkpointed": moved,
-                }
-            },
-        )
+        self.engine.closed()
+
+
+def engine_for(
+    target: DatabaseTarget,
+    *,
+    synchronous: str = "NORMAL",
+    threads: int = 8,
+    lock_timeout: float = 5.0,
+) -> Engine:
+    """The engine for a target: an SQLite file or a PostgreSQL database."""
+    if isinstance(target, PostgresTarget):
+        # Imported here: psycopg2 is loaded only when PostgreSQL is in use.
+        from db.dialects.postgres_engine import PostgresEngine
+
+        return PostgresEngine(target, threads=threads, lock_timeout=lock_timeout)
+    return SqliteEngine(target.path, synchronous)
 
 
 def open_database(
-    path: Path,
+    path: Path | None = None,
     *,
+    engine: Engine | None = None,
     migrate: MigrateMode = "apply",
     migrations_source: Traversable | Path | None = None,
     synchronous: str = "NORMAL",
     write_lock_timeout: float = 5.0,
 ) -> Database:
-    """Migrate (or verify) the file at path, map the entities, check the schema.
+    """Migrate (or verify) the database, map the entities, check the schema.
 
-    Raises StartupError (MigrationError, SchemaMismatchError) with one line
-    naming the cause.
+    The database is engine, or else the SQLite file at path. Raises
+    StartupError (MigrationError, SchemaMismatchError) with one line naming
+    the cause.
     """
-    path = path.resolve()
+    if engine is None:
+        if path is None:
+            raise TypeError("open_database() needs a path or an engine")
+        engine = SqliteEngine(path, synchronous)
     migrations = migrations_module.discover(migrations_source)
-    if migrate == "off":
-        if not path.exists():
-            raise StartupError(
-                f"database file {path} does not exist (SERVICE_MIGRATE=off)"
-            )
-        # Off means "do not touch the schema", not "ignore edits": still refuse them.
-        migrations_module.inspect(path, migrations)
-    else:
-        migrations_module.migrate(
-            path, migrations, apply=migrate == "apply", synchronous=synchronous
-        )
+    engine.migrate(migrations, migrate)
     connections = Connections()
+    orm_db = _orm(engine, connections)
     try:
-        orm_db, _ = _bind(path, synchronous, connections)
-    except Exception as ex:
-        raise StartupError(f"cannot open {path}: {ex}") from ex
-    try:
-        check_schema(orm_db, path)
-        con = sqlite.connect(path, synchronous)
-        try:
-            sqlite.startup_maintenance(con)
-        finally:
-            con.close()
+        engine.check_schema(orm_db)
+        engine.started(orm_db)
     except BaseException:
         orm_db.disconnect()
         connections.close_all()
         raise
     return Database(
-        path, orm_db, migrations, SerialGate(write_lock_timeout), connections
+        engine, orm_db, migrations, engine.gate(write_lock_timeout), connections
     )

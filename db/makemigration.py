@@ -1,171 +1,136 @@
 """Write the next migration from the entities: Pony's missing autogenerate.
 
-The schema the existing files produce is built by the runner on a scratch
-file, the schema the entities need comes from Pony's own DDL on a scratch
-database, and schemadiff plans the SQL between them. Nothing here opens
+For each engine, the schema the existing files produce is built by the
+runner on a scratch database, the schema the entities need comes from
+Pony's own DDL for that engine's provider, and the engine's planner
+(db/schema/diff_sqlite.py: ALTER TABLE or the 12-step rebuild;
+diff_postgres.py: plain ALTER TABLE) writes the SQL between them. When
+the two engines' files would be the same, one NNNN_name.sql is written;
+otherwise the .sqlite.sql and .postgres.sql halves. Nothing here opens
 the live database.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import tempfile
-import textwrap
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pony import orm
 
 from db import migrate as migrate_module
-from db.dialects import sqlite_schema
 from db.entities import define_entities
 from db.errors import MigrationError
-from db.schemadiff import Plan, Snapshot, diff
+from db.migrations.files import next_stem
+from db.migrations.scratch import ServerScratch
+from db.schema import diff_postgres, diff_sqlite, expected_postgres
+from db.schema.diff import Plan, Snapshot
+from db.schema.expected import entity_snapshot_sqlite, snapshot_sqlite
+from db.schema.pony_ddl import DefineEntities
+from db.schema.render import DESTRUCTIVE_HEADER as DESTRUCTIVE_HEADER
+from db.schema.render import render as render
+from db.schema.render import summary_lines as summary_lines
 
-DefineEntities = Callable[[orm.Database], Any]
+NOTHING_HERE = (
+    "-- Nothing changes on this engine for this version; the statement keeps the\n"
+    "-- version's two halves together.\nSELECT 1;\n"
+)
 
-_TRACKING = {migrate_module.HISTORY_TABLE, migrate_module.LOG_TABLE}
 
-
-def _snapshot(
-    con: sqlite3.Connection, column_sql: dict[tuple[str, str], str] | None = None
-) -> Snapshot:
-    tables = {
-        k: t for k, t in sqlite_schema.read_schema(con).items() if k not in _TRACKING
-    }
-    objects = tuple(
-        o for o in sqlite_schema.schema_objects(con) if o.table.lower() not in _TRACKING
-    )
-    return Snapshot(tables, objects, column_sql or {})
+def _runnable(
+    migrations: list[migrate_module.Migration],
+) -> list[migrate_module.Migration]:
+    return [m for m in migrations if not m.empty]  # a file `new` just made: no SQL yet
 
 
 def migrated_snapshot(
     migrations: list[migrate_module.Migration], scratch: Path
 ) -> Snapshot:
-    """The schema the migration files produce, built by the runner itself."""
+    """The SQLite schema the migration files produce, built by the runner itself."""
     path = scratch / "migrated.sqlite3"
-    # "applied migration ..." about a scratch file would read as the live one.
-    runner_log = migrate_module.log
-    level = runner_log.level
-    runner_log.setLevel(max(level, logging.WARNING))
-    try:
-        migrate_module.migrate(path, migrations)
-    finally:
-        runner_log.setLevel(level)
+    migrate_module.migrate(path, _runnable(migrations), announce=False)
     con = sqlite3.connect(path)
     try:
-        return _snapshot(con)
-    finally:
-        con.close()
-
-
-def entity_snapshot(define: DefineEntities, scratch: Path) -> Snapshot:
-    """The schema Pony's own DDL creates for the entities define declares."""
-    orm_db = orm.Database()
-    try:
-        define(orm_db)
-        orm_db.bind(
-            provider="sqlite",
-            filename=str((scratch / "entities.sqlite3").resolve()),
-            create_db=True,
-        )
-        try:
-            orm_db.generate_mapping(create_tables=False, check_tables=False)
-            script = orm_db.schema.generate_create_script()
-            column_sql = {
-                (table.name.lower(), column.name.lower()): column.get_sql()
-                for table in orm_db.schema.tables.values()
-                for column in table.column_list
-            }
-        finally:
-            orm_db.disconnect()
-    except orm.core.OrmError as ex:
-        raise MigrationError(f"the entities cannot be mapped: {ex}") from ex
-    con = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        for statement in sqlite_schema.split_statements(script):
-            con.execute(statement)
-        return _snapshot(con, column_sql)
+        return snapshot_sqlite(con)
     finally:
         con.close()
 
 
 def plan_migration(folder: Path, define: DefineEntities = define_entities) -> Plan:
-    """What the next migration must do for the files in folder to match define."""
+    """What the next SQLite migration must do for the files in folder to match define."""
     migrations = migrate_module.discover(folder)
     with tempfile.TemporaryDirectory(prefix="makemigration-") as scratch:
         old = migrated_snapshot(migrations, Path(scratch))
-        new = entity_snapshot(define, Path(scratch))
-    return diff(old, new)
+        new = entity_snapshot_sqlite(define, Path(scratch))
+    return diff_sqlite.diff(old, new)
 
 
-def _comment(prefix: str, text: str, indent: str = "") -> list[str]:
-    """Comment lines for text, wrapped to the formatter's 88 columns."""
-    if text.startswith("was: "):  # SQL quoted verbatim: never rewrap it
-        return [f"-- {prefix}{line}".rstrip() for line in text.splitlines()]
-    return textwrap.wrap(
-        text,
-        width=88,
-        initial_indent=f"-- {prefix}",
-        subsequent_indent=f"-- {indent}",
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+def plan_postgres(
+    folder: Path, server: ServerScratch, define: DefineEntities = define_entities
+) -> Plan:
+    """What the next PostgreSQL migration must do, on scratch databases of server."""
+    migrations = migrate_module.discover(folder, "postgres")
+    with server.database() as migrated, server.database() as entities:
+        migrate_module.migrate(migrated, _runnable(migrations), announce=False)
+        old = expected_postgres.migrated_snapshot(migrated)
+        new = expected_postgres.entity_snapshot(define, entities)
+    return diff_postgres.diff(old, new)
 
 
-def render(plan: Plan, file_name: str) -> str:
-    """The migration file's text: header, then each change with its comments."""
-    stem = file_name.removesuffix(".sql")
-    head: list[str] = []
-    if plan.foreign_keys_off:
-        head += [
-            "-- migrate: foreign_keys=off",
-            "-- (table rebuilds: the runner turns foreign keys off outside its",
-            "-- transaction and runs PRAGMA foreign_key_check before COMMIT)",
-        ]
-    head += [
-        f"-- {stem}: generated by `python -m service makemigration` from the",
-        "-- entities. Review it, settle every EDIT line, then commit it; it is",
-        "-- never edited once applied.",
-    ]
-    for line in plan.destructive:
-        head += _comment("DESTRUCTIVE: ", line, "  ")
-    if plan.edits:
-        head.append(f"-- EDIT: {len(plan.edits)} place(s) below need a human.")
-    parts = ["\n".join(head)]
-    for change in plan.changes:
-        lines = _comment("", change.summary, "  ")
-        for detail in change.details:
-            lines += _comment("  ", detail, "    ")
-        for line in change.destructive:
-            lines += _comment("DESTRUCTIVE: ", line, "  ")
-        for line in change.edits:
-            lines += _comment("EDIT: ", line, "  ")
-        lines += [f"{statement};" for statement in change.statements]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
+@dataclass(frozen=True)
+class Plans:
+    """The next migration on each engine."""
+
+    sqlite: Plan
+    postgres: Plan
+
+    @property
+    def changes(self) -> bool:
+        """Whether either engine needs a migration."""
+        return bool(self.sqlite.changes or self.postgres.changes)
 
 
-def summary_lines(plan: Plan) -> list[str]:
-    """One console line per change, then warnings for data loss and edits."""
-    lines = [change.summary for change in plan.changes]
-    lines += [f"warning: DESTRUCTIVE: {line}" for line in plan.destructive]
-    lines += [f"warning: EDIT: {line}" for line in plan.edits]
-    return lines
+def plan_both(
+    folder: Path, server: ServerScratch, define: DefineEntities = define_entities
+) -> Plans:
+    """The next migration for both engines."""
+    return Plans(plan_migration(folder, define), plan_postgres(folder, server, define))
+
+
+def _write(path: Path, text: str) -> Path:
+    if path.exists():
+        raise MigrationError(f"{path} already exists")
+    path.write_text(text)
+    return path
 
 
 def write_migration(
     folder: Path, name: str, define: DefineEntities = define_entities
 ) -> tuple[Plan, Path | None]:
-    """Write folder/NNNN_name.sql for the plan; no file when nothing changed."""
+    """Write the SQLite half folder/NNNN_name.sqlite.sql; no file when nothing changed."""
     plan = plan_migration(folder, define)
     if not plan.changes:
         return plan, None
-    file_name = migrate_module.next_file_name(migrate_module.discover(folder), name)
-    path = folder / file_name
-    if path.exists():
-        raise MigrationError(f"{path} already exists")
-    path.write_text(render(plan, file_name))
-    return plan, path
+    stem = next_stem(folder, name)
+    return plan, _write(folder / f"{stem}.sqlite.sql", render(plan, f"{stem}.sql"))
+
+
+def write_both(
+    folder: Path,
+    name: str,
+    server: ServerScratch,
+    define: DefineEntities = define_entities,
+) -> tuple[Plans, list[Path]]:
+    """Write the next version: one shared file, or both halves; [] when nothing changed."""
+    plans = plan_both(folder, server, define)
+    if not plans.changes:
+        return plans, []
+    stem = next_stem(folder, name)
+    texts = {
+        dialect: render(plan, f"{stem}.sql") if plan.changes else NOTHING_HERE
+        for dialect, plan in (("sqlite", plans.sqlite), ("postgres", plans.postgres))
+    }
+    if texts["sqlite"] == texts["postgres"]:
+        return plans, [_write(folder / f"{stem}.sql", texts["sqlite"])]
+    return plans, [
+        _write(folder / f"{stem}.{d}.sql", text) for d, text in texts.items()
+    ]

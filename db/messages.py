@@ -23,7 +23,6 @@ class Messages:
     ) -> None:
         self._db = orm_db
         self._message = entities["Message"]
-        self._conversation = entities["Conversation"]
         self._conversations = conversations
 
     def post(
@@ -31,16 +30,14 @@ class Messages:
     ) -> MessageRecord:
         """Add a message to a conversation the author is a member of."""
         self._conversations.require_member(author.id, conversation_id)
-        # Locked for the update of last_message_at: concurrent posts to one
-        # conversation take turns there instead of failing Pony's optimistic
-        # check (PostgreSQL; SQLite writers take turns anyway).
-        conversation = self._conversation.get_for_update(id=conversation_id)
         stamp = now()
         message = self._message(
-            conversation=conversation, author=author.id, body=body, created_at=stamp
+            conversation=conversation_id, author=author.id, body=body, created_at=stamp
         )
-        if conversation.last_message_at < stamp:
-            conversation.last_message_at = stamp
+        # Created from its id, message.conversation is a seed Pony has not
+        # loaded: setting an attribute on it is one UPDATE, with no SELECT
+        # (and no optimistic check, since nothing was read).
+        message.conversation.last_message_at = stamp
         message.flush()
         return MessageRecord(
             message.id, conversation_id, author.handle, body, aware(stamp)

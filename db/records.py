@@ -37,6 +37,7 @@ class AppliedMigration:
     checksum: str
     applied_at: str
     execution_ms: float
+    how: str = "applied"  # or 'baselined': recorded by `baseline`, not run
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,92 +1,105 @@
-"""Compare the migrated schema with what the Pony entities expect.
+"""The schema check: does the migrated schema match the Pony entities?
 
 generate_mapping(check_tables=True) only notices missing tables and
-columns. This check builds the schema Pony's own DDL would create on a
-scratch database and compares columns, types, NOT NULL, primary keys,
-unique indexes and foreign keys table by table.
+columns. schema_problems() also runs Pony's own DDL for the mapped
+entities on a scratch database of the same engine and compares the two
+table by table (db/schema/compare.py). The start-up check of either
+engine calls schema_problems(); `check` calls migrations_problems(),
+which first applies the files to a scratch database.
 """
 
 from __future__ import annotations
 
-from db.dialects import sqlite_schema
+from pathlib import Path
+
+from pony import orm
+
+from db.dialects import postgres_schema, sqlite, sqlite_schema
+from db.entities import define_entities
+from db.migrations import pg_lock, sqltext
+from db.migrations.backend import TRACKING_TABLES
+from db.migrations.files import Migration
+from db.migrations.runner import migrate
+from db.migrations.scratch import scratch_like
+from db.schema.compare import compare as compare
+from db.schema.model import Schema
+from db.schema.pony_ddl import DefineEntities
+from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
 
-def _unique_sets(table: sqlite_schema.Table) -> set[tuple[str, ...]]:
-    return {
-        tuple(c.lower() for c in index.columns)
-        for index in table.indexes
-        if index.unique and index.origin != "pk"
-    }
+def _sqlite_schemas(
+    orm_db: orm.Database, target: SqliteTarget
+) -> tuple[Schema, Schema]:
+    expected = sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
+    con = sqlite.connect(target.path)
+    try:
+        actual = sqlite_schema.read_schema(con)
+    finally:
+        con.close()
+    return expected, {k: t for k, t in actual.items() if k not in TRACKING_TABLES}
 
 
-def _foreign_keys(table: sqlite_schema.Table) -> set[tuple[str, str, str, str]]:
-    return {
-        (fk.column.lower(), fk.table.lower(), (fk.to or "").lower(), fk.on_delete)
-        for fk in table.foreign_keys
-    }
+def _postgres_schemas(
+    orm_db: orm.Database, target: PostgresTarget
+) -> tuple[Schema, Schema]:
+    script = orm_db.schema.generate_create_script()
+    con = pg_lock.connect(target, "schema check")
+    try:
+        expected = postgres_schema.schema_of_script(con, sqltext.split_postgres(script))
+        actual = postgres_schema.read(con, leave_out=TRACKING_TABLES)
+    finally:
+        con.close()
+    return expected.tables, actual.tables
 
 
-def compare_table(
-    expected: sqlite_schema.Table, actual: sqlite_schema.Table
+def schema_problems(orm_db: orm.Database, target: DatabaseTarget | Path) -> list[str]:
+    """Every way the schema at target differs from the entities of orm_db.
+
+    For either engine: orm_db is bound to target and mapped
+    (generate_mapping) already. Pony's own DDL for the mapped entities runs
+    on a scratch database of the same engine (SQLite: in memory; PostgreSQL:
+    this session's pg_temp, rolled back), both sides are introspected the
+    same way and compared (db/schema/compare.py). The tracking tables, FTS5
+    tables and generated columns no entity declares are left out. An empty
+    list means the entities can run on it.
+    """
+    if isinstance(target, Path):
+        target = SqliteTarget(target)
+    if isinstance(target, PostgresTarget):
+        expected, actual = _postgres_schemas(orm_db, target)
+    else:
+        expected, actual = _sqlite_schemas(orm_db, target)
+    return compare(expected, actual)
+
+
+def bind_scratch(orm_db: orm.Database, target: DatabaseTarget) -> None:
+    """Bind a Pony Database to a scratch database of either engine."""
+    if isinstance(target, PostgresTarget):
+        orm_db.bind(provider="postgres", dsn=target.url)
+    else:
+        orm_db.bind(provider="sqlite", filename=str(target.path))
+
+
+def migrations_problems(
+    migrations: list[Migration],
+    define: DefineEntities = define_entities,
+    like: DatabaseTarget | None = None,
 ) -> list[str]:
-    """Differences that would make the entities misbehave, one line each."""
-    problems: list[str] = []
-    name = expected.name
-    for want in expected.columns:
-        got = actual.column(want.name)
-        where = f"{name}.{want.name}"
-        if got is None:
-            problems.append(f"{where}: column missing")
-            continue
-        if got.type != want.type:
-            problems.append(
-                f"{where}: type {got.type or '(none)'}, entities expect {want.type}"
-            )
-        # SQLite lets a non-integer primary key be NULL; NOT NULL there is stricter, fine.
-        if got.notnull != want.notnull and not (got.notnull and want.pk):
-            wanted = "NOT NULL" if want.notnull else "nullable"
-            found = "NOT NULL" if got.notnull else "nullable"
-            problems.append(f"{where}: {found}, entities expect {wanted}")
-        if got.pk != want.pk:
-            problems.append(
-                f"{where}: primary key position {got.pk}, entities expect {want.pk}"
-            )
-    for extra in actual.columns:
-        if (
-            expected.column(extra.name) is None
-            and extra.notnull
-            and extra.default is None
-        ):
-            problems.append(
-                f"{name}.{extra.name}: NOT NULL column without a default that the "
-                "entities do not know (every insert would fail)"
-            )
-    for columns in sorted(_unique_sets(expected) - _unique_sets(actual)):
-        problems.append(f"{name}({', '.join(columns)}): unique constraint missing")
-    for columns in sorted(_unique_sets(actual) - _unique_sets(expected)):
-        problems.append(
-            f"{name}({', '.join(columns)}): unique constraint the entities do not declare"
-        )
-    for fk in sorted(_foreign_keys(expected) - _foreign_keys(actual)):
-        problems.append(
-            f"{name}.{fk[0]}: foreign key to {fk[1]}({fk[2]}) ON DELETE {fk[3]} missing"
-        )
-    for fk in sorted(_foreign_keys(actual) - _foreign_keys(expected)):
-        problems.append(
-            f"{name}.{fk[0]}: foreign key to {fk[1]}({fk[2]}) ON DELETE {fk[3]} "
-            "that the entities do not declare"
-        )
-    return problems
+    """Apply the files to a scratch database like `like`, then compare with the entities.
 
-
-def compare(
-    expected: dict[str, sqlite_schema.Table], actual: dict[str, sqlite_schema.Table]
-) -> list[str]:
-    """Every difference between the entities' schema and the database's."""
-    problems: list[str] = []
-    for key, table in sorted(expected.items()):
-        if key not in actual:
-            problems.append(f"{table.name}: table missing")
-            continue
-        problems.extend(compare_table(table, actual[key]))
-    return problems
+    like names the engine (and, for PostgreSQL, the server that makes the
+    scratch database); SQLite when None.
+    """
+    with scratch_like(like or SqliteTarget(Path("scratch"))) as scratch:
+        migrate(scratch, [m for m in migrations if not m.empty], announce=False)
+        orm_db = orm.Database()
+        define(orm_db)
+        bind_scratch(orm_db, scratch)
+        try:
+            try:
+                orm_db.generate_mapping(create_tables=False, check_tables=True)
+            except Exception as ex:  # Pony raises several unrelated types here
+                return [f"the entities cannot be mapped on the migrated schema: {ex}"]
+            return schema_problems(orm_db, scratch)
+        finally:
+            orm_db.disconnect()

@@ -66,20 +66,23 @@ class Users:
         """The user of an unrevoked token with this hash, or None.
 
         Every authenticated request asks this, before its write
-        transaction begins: a read, never a write.
+        transaction begins: a read, never a write. One raw row
+        (db.select) rather than the two entities, whose loading costs Pony
+        three times the query (measured: 200 us against 69 us per lookup).
         """
-        found = orm.select(
-            (t, t.user) for t in self._token if t.token_hash == token_hash
-        ).first()
-        if found is None:
+        rows = self._db.select(
+            "SELECT t.id, t.token_hash, t.last_used_at, "
+            "u.id, u.handle, u.display_name, u.created_at "
+            "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE t.token_hash = $token_hash AND t.revoked_at IS NULL",
+            {"token_hash": token_hash},
+        )
+        if not rows:
             return None
-        token, user = found
-        if token.revoked_at is not None:
-            return None
-        last_used = token.last_used_at
+        token_id, stored_hash, last_used, user_id, handle, name, created = rows[0]
         return Caller(
-            user_record(user),
-            int(token.id),
-            bytes(token.token_hash),
+            UserRecord(user_id, handle, name, aware(created)),
+            int(token_id),
+            bytes(stored_hash),
             aware(last_used) if last_used is not None else None,
         )

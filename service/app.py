@@ -8,19 +8,27 @@ import falcon
 import orjson
 
 from db import Database, open_database
+from db.database import engine_for
 from service import openapi, problems, resources
 from service.auth import Authenticator
 from service.config import Settings
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
+from service.routing import complete_methods
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def open_for(settings: Settings) -> Database:
     """Open (migrate, map, check) the database the settings name."""
+    engine = engine_for(
+        settings.target,
+        synchronous=settings.synchronous,
+        threads=settings.threads,
+        lock_timeout=settings.write_lock_timeout,
+    )
     return open_database(
-        settings.database_path,
+        engine=engine,
         migrate=settings.migrate,
         migrations_source=settings.migrations_path,
         synchronous=settings.synchronous,
@@ -68,5 +76,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
     for template, resource, suffix in routes:
+        complete_methods(resource, suffix)
         app.add_route(template, resource, suffix=suffix)
     return app

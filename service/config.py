@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.target import POSTGRES_SCHEMES, DatabaseTarget, PostgresTarget, SqliteTarget
 
 ENV_PREFIX = "SERVICE_"
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -68,7 +69,6 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         None,
-        min_length=16,
         description="Bearer token for the admin routes and /v1/metadata; unset: "
         "admin routes answer 404 and /v1/metadata is open",
     )
@@ -78,6 +78,26 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path | None) -> Path | None:
         # Pony resolves a relative SQLite path against the calling module.
         return None if value is None else value.expanduser().absolute()
+
+    @field_validator("admin_token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The messages never include the value: it is a secret.
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if token.strip() != token:
+            # A bearer token is never sent with it, so it could never match.
+            raise ValueError(
+                "starts or ends with whitespace (a pasted newline or space?); "
+                "no client could send it: remove it"
+            )
+        if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters; make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

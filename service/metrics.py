@@ -41,6 +41,12 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+# Label values come from closed sets only: waitress accepts any token as a
+# method, and each new label value would be a series kept for good.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+OTHER_METHOD = "other"
 LOCK_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -173,7 +179,13 @@ class Metrics:
     def observe_request(
         self, route: str, method: str, status: int, seconds: float
     ) -> None:
-        """Count one answered request and record its latency."""
+        """Count one answered request and record its latency.
+
+        route must be a URI template or "unmatched"; a method outside
+        KNOWN_METHODS is counted as "other".
+        """
+        if method not in KNOWN_METHODS:
+            method = OTHER_METHOD
         self.requests.observe(route, method, status, seconds)
 
     def observe_lock_wait(self, seconds: float, acquired: bool) -> None:

@@ -19,16 +19,22 @@ import falcon
 from spectree import Response, SpecTree
 
 from service import __version__
-from service.schemas import HANDLE_PATTERN, KEY_PATTERN, ProblemOut
+from service.fields import KEY_PATTERN, MAX_ID
+from service.schemas import HANDLE_PATTERN, ProblemOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Route = tuple[str, object, str | None]  # URI template, resource, suffix
 Requirement = Literal["user", "admin", "operator"] | None
 
-# Falcon's URI templates carry no types; the document gets them from here.
+# Falcon's URI templates carry no types; the document gets them from here
+# (spectree would call an int(min=, max=) id int32).
+_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "key": {"type": "string", "pattern": KEY_PATTERN},
     "handle": {"type": "string", "pattern": HANDLE_PATTERN},
+    "conversation_id": _ID,
+    "message_id": _ID,
+    "token_id": _ID,
 }
 
 

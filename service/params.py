@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import falcon
 import orjson
@@ -52,3 +52,11 @@ def check_handle(handle: str) -> str:
             errors=[{"detail": "invalid handle", "parameter": "handle"}],
         )
     return handle
+
+
+def json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A record dict (from db.crud) as JSON values: timestamps as ISO 8601 UTC."""
+    return {
+        name: utc_iso(value) if isinstance(value, datetime) else value
+        for name, value in row.items()
+    }

@@ -20,6 +20,24 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
 STORAGE_RETRY_AFTER_SECONDS = 30
+# RFC 9110 §15 renamed these; Python 3.11's HTTPStatus and Falcon still use
+# (some of) the RFC 7231 phrases. Titles and status lines come from here.
+_RFC9110_PHRASES = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
+
+def phrase(status: int) -> str:
+    """The RFC 9110 reason phrase of a status code."""
+    return _RFC9110_PHRASES.get(status) or HTTPStatus(status).phrase
+
+
+def status_line(status: int) -> str:
+    """A status line ("422 Unprocessable Content") whose phrase is RFC 9110's."""
+    return f"{status} {phrase(status)}"
 
 
 class Problem(falcon.HTTPError):
@@ -33,9 +51,7 @@ class Problem(falcon.HTTPError):
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(
-            falcon.code_to_http_status(status), description=detail, headers=headers
-        )
+        super().__init__(status_line(status), description=detail, headers=headers)
         self.errors = errors
 
 
@@ -55,9 +71,11 @@ def validation_errors(ex: ValidationError, location: str) -> list[dict[str, Any]
 
 def serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
     """Render every HTTPError, Falcon's own included, as problem+json."""
+    # Falcon's own errors carry its phrases: the status line says the title.
+    resp.status = status_line(ex.status_code)
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(ex.status_code).phrase,
+        "title": phrase(ex.status_code),
         "status": ex.status_code,
     }
     if ex.description:

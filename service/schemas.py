@@ -7,11 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-# "." and ".." are path segments to every URL library, never keys.
-KEY_PATTERN = r"^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$"
-MAX_VALUE_BYTES = 65_536
+from service.fields import MAX_ID, Key, Text
 
-Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
+MAX_VALUE_BYTES = 65_536
 
 
 class MetadataIn(BaseModel):
@@ -104,7 +102,7 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     handle: Handle = Field(description="3-32 of a-z, 0-9 and _; unique")
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: Text = Field(min_length=1, max_length=100)
 
 
 class UserOut(BaseModel):
@@ -128,7 +126,7 @@ class ConversationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    title: str = Field(min_length=1, max_length=200)
+    title: Text = Field(min_length=1, max_length=200)
     members: list[Handle] = Field(
         default_factory=list,
         max_length=100,
@@ -189,7 +187,11 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    body: str = Field(min_length=1, description="1 character to 32 KiB of UTF-8")
+    body: Text = Field(
+        min_length=1,
+        description="1 character to 32 KiB of UTF-8; no control characters but tab, "
+        "line feed and carriage return",
+    )
 
 
 class MessageOut(BaseModel):
@@ -218,8 +220,12 @@ class MessagesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=200)
-    before: int | None = Field(None, ge=1, description="Newest first, ids below this")
-    after: int | None = Field(None, ge=0, description="Oldest first, ids above this")
+    before: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Newest first, ids below this"
+    )
+    after: int | None = Field(
+        None, ge=0, le=MAX_ID, description="Oldest first, ids above this"
+    )
 
 
 class SearchQuery(BaseModel):
@@ -227,8 +233,10 @@ class SearchQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    q: str = Field(
-        min_length=1, max_length=200, description="Words to find, all of them"
+    q: Text = Field(
+        min_length=1,
+        max_length=200,
+        description="Words to find, all of them (at most 16 words)",
     )
     limit: int = Field(20, ge=1, le=50)
 

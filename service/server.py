@@ -1,16 +1,16 @@
-"""Serve the app with waitress; drain and close cleanly on SIGTERM/SIGINT.
+"""Serve the app with waitress; drain and close cleanly on SIGTERM/SIGINT/SIGHUP.
 
 waitress installs no signal handler, and its own shutdown path stops the
 event loop before finished responses are flushed (the main loop writes
 them). So the loop runs here: on a signal it stops accepting, keeps
 serving the connections that have a request in flight until they are
-answered or shutdown_timeout passes, then stops the workers.
+answered or shutdown_timeout passes, then stops the workers. The waitress
+internals this needs live in service.waitress_adapter.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import threading
@@ -19,54 +19,15 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from waitress import wasyncore
-from waitress.channel import HTTPChannel
-from waitress.server import create_server
-from waitress.task import ErrorTask
-
-from service.middleware import new_request_id
+from service import waitress_adapter
 
 log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.5
 DRAIN_TICK = 0.05
-
-
-class ProblemErrorTask(ErrorTask):  # type: ignore[misc]
-    """waitress' own error answers (431, 413, 400...) as problem+json too."""
-
-    def execute(self) -> None:
-        """Write the error waitress found as an RFC 9457 problem."""
-        error = self.request.error
-        request_id = new_request_id()
-        problem = {
-            "type": "about:blank",
-            "title": error.reason,
-            "status": error.code,
-            "detail": str(error.body),
-            "request_id": request_id,
-        }
-        body = json.dumps(problem).encode()
-        self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend(
-            [("Content-Type", "application/problem+json"), ("X-Request-ID", request_id)]
-        )
-        self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
-
-
-class ProblemChannel(HTTPChannel):  # type: ignore[misc]
-    """An HTTP channel whose protocol-level errors are problem+json."""
-
-    error_task_class = ProblemErrorTask
-
-
-def _busy(channel: HTTPChannel) -> bool:
-    """A request is being read, queued, run, or its answer is still buffered."""
-    return bool(
-        channel.requests or channel.request is not None or channel.total_outbufs_len
-    )
+# SIGHUP drains like SIGTERM: a closed terminal or `kill -HUP` must not drop
+# requests in flight. There is no configuration to reload.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Server:
@@ -91,7 +52,7 @@ class Server:
             adjustments.setdefault(
                 "cleanup_interval", max(1, int(adjustments["channel_timeout"]) // 4)
             )
-        self._server = create_server(
+        self._listening = waitress_adapter.listen(
             app,
             host=host,
             port=port,
@@ -101,14 +62,16 @@ class Server:
             ident="service-foundation",
             **adjustments,
         )
-        self._server.channel_class = ProblemChannel
+
+    @property
+    def urls(self) -> list[str]:
+        """Every address the server listens on (the host may resolve to several)."""
+        return self._listening.urls
 
     @property
     def url(self) -> str:
-        """The address the server listens on (the real port when 0 was asked)."""
-        host = self._server.effective_host
-        shown = f"[{host}]" if ":" in str(host) else host
-        return f"http://{shown}:{self._server.effective_port}"
+        """The first address the server listens on."""
+        return self.urls[0]
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask run() to drain and return; safe from a signal handler, repeatable."""
@@ -118,53 +81,70 @@ class Server:
         self._stop.set()
         # Wake the poll loop now; once it closed its trigger it is stopping anyway.
         with contextlib.suppress(OSError):
-            self._server.pull_trigger()
-
-    def _channels(self) -> list[HTTPChannel]:
-        return [
-            c for c in list(self._server._map.values()) if isinstance(c, HTTPChannel)
-        ]
+            self._listening.wake()
 
     def run(self) -> None:
         """Serve until stop(), then drain in-flight requests and stop workers."""
-        socket_map = self._server._map
-        use_poll = self._server.adj.asyncore_use_poll
+        listening = self._listening
         while not self._stop.is_set():
-            wasyncore.loop(
-                timeout=LOOP_TIMEOUT, use_poll=use_poll, map=socket_map, count=1
-            )
-        # Logged here, not in the signal handler: see install_signal_handlers.
+            listening.poll_once(LOOP_TIMEOUT)
+        # Logged here, not in the signal handler: see StopSignals._handle.
         log.info("%s; draining", self._stop_reason)
-        # Stop accepting: close the listening socket but keep the trigger.
-        wasyncore.dispatcher.close(self._server)
+        listening.stop_accepting()
         deadline = time.monotonic() + self._shutdown_timeout
         while True:
-            for channel in self._channels():
-                if not _busy(channel):
-                    channel.handle_close()  # idle keep-alive connections
-            if not self._channels() or time.monotonic() >= deadline:
+            for channel in listening.channels():
+                if not waitress_adapter.busy(channel):
+                    channel.close_now()  # idle keep-alive (or lingering) ones
+            if not listening.channels() or time.monotonic() >= deadline:
                 break
-            wasyncore.loop(
-                timeout=DRAIN_TICK, use_poll=use_poll, map=socket_map, count=1
-            )
-        left = self._channels()
+            listening.poll_once(DRAIN_TICK)
+        left = listening.channels()
         if left:
             log.warning(
                 "%d connection(s) still busy after %.1f s; closing them",
                 len(left),
                 self._shutdown_timeout,
             )
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
-        wasyncore.close_all(socket_map)
+        listening.stop(timeout=1)
 
 
-def install_signal_handlers(stop: Callable[[str], None]) -> None:
-    """SIGTERM (docker stop) and SIGINT (Ctrl-C) both drain and exit 0."""
+class StartupInterruptedError(Exception):
+    """A stop signal arrived before the server was ready; signum says which."""
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGTERM (docker stop), SIGINT (Ctrl-C) and SIGHUP: drain and exit 0.
+
+    Installed first thing. Until serving() hands it the server's stop, a
+    signal raises StartupInterruptedError in the main thread, wherever
+    start-up is (a migration, say): the transaction in progress rolls back,
+    so nothing is half-applied, and the caller exits with one line.
+    """
+
+    def __init__(self) -> None:
+        self._stop: Callable[[str], None] | None = None
+        self._interrupted = False
+
+    def install(self) -> None:
+        """Handle the stop signals from now on."""
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def serving(self, stop: Callable[[str], None]) -> None:
+        """From now on a stop signal drains the server instead of interrupting."""
+        self._stop = stop
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stop is None:
+            if self._interrupted:
+                return  # already unwinding: let the first one finish cleanly
+            self._interrupted = True
+            raise StartupInterruptedError(signum)
         # Nothing is written here: a signal that interrupts a write to stderr runs
         # this handler inside that write, and writing again raises "reentrant call".
-        stop(f"received {signal.Signals(signum).name}")
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+        self._stop(f"received {signal.Signals(signum).name}")

@@ -1,6 +1,37 @@
-"""The WSGI app for other servers (gunicorn service.wsgi:app); built at import."""
+"""The WSGI app for other servers (`gunicorn service.wsgi:app`); built at import.
 
-from service.app import create_app
-from service.config import load_settings
+Like `serve`: settings from the environment (a bad one stops the worker
+with one line, exit 2), JSON logs, the database migrated and checked (a
+failure is one line, exit 1). The database is closed at interpreter exit,
+which checkpoints the WAL and removes -wal and -shm. Each worker process
+must import this itself: do not use gunicorn's --preload, which would
+open the database in the master and hand its connection to every fork.
+"""
 
-app = create_app(load_settings())
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+
+from db import StartupError
+from service import logs
+from service.app import create_app, open_for
+from service.cli.common import EXIT_CONFIG, EXIT_FAILED
+from service.config import ConfigError, load_settings
+
+log = logging.getLogger("service")
+
+try:
+    settings = load_settings()
+except ConfigError as ex:
+    print(f"configuration error: {ex}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG) from None
+logs.configure(settings.log_level)
+try:
+    database = open_for(settings)
+except (StartupError, TimeoutError, OSError) as ex:
+    log.critical("start-up failed: %s", ex, extra={"event": "failed"})
+    raise SystemExit(EXIT_FAILED) from None
+atexit.register(database.close)
+app = create_app(settings, database=database)

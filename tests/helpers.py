@@ -12,21 +12,55 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.pg import find_bindir
+
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "schema_migrations"
 # The shipped migration versions; tests add their own files after LATEST.
-SHIPPED = sorted(int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+SHIPPED = sorted(
+    {int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")}
+)
 LATEST = SHIPPED[-1]
+# For tests that run check or makemigration, which start a throwaway PostgreSQL
+# server: skipped where its binaries are missing, unless CI requires them.
+needs_postgres_binaries = pytest.mark.skipif(
+    find_bindir() is None and os.environ.get("SERVICE_REQUIRE_POSTGRES") != "1",
+    reason="PostgreSQL server binaries not found (apt-get install postgresql)",
+)
+# PostgreSQL halves the tests use until schema_migrations/ ships its own.
+PG_STAND_IN = Path(__file__).resolve().parent / "pg_stand_in"
+
+
+def stand_ins() -> list[Path]:
+    """The tests/pg_stand_in/ halves of versions schema_migrations/ ships none for."""
+    return [
+        file
+        for file in sorted(PG_STAND_IN.glob("*.postgres.sql"))
+        if not [
+            p
+            for p in MIGRATIONS.glob(f"{file.name[:4]}_*.sql")
+            if not p.name.endswith(".sqlite.sql")
+        ]
+    ]
 
 
 def copy_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:
-    """Copy the project's migration files to target and add extra files."""
+    """Copy the project's migration files to target and add extra files.
+
+    A stand-in from tests/pg_stand_in/ fills in a version's .postgres.sql
+    half only while schema_migrations/ has none of its own.
+    """
     target.mkdir(parents=True, exist_ok=True)
     for file in MIGRATIONS.glob("*.sql"):
+        shutil.copy(file, target / file.name)
+    for file in stand_ins():
         shutil.copy(file, target / file.name)
     for name, sql in (extra or {}).items():
         (target / name).write_text(sql)
@@ -111,15 +145,21 @@ def _parse(line: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": line}
 
 
-def launch_serve(env: dict[str, str]) -> ServeProcess:
-    """Start `serve` without waiting for it."""
+SERVE = (sys.executable, "-m", "service", "serve")
+
+
+def launch_serve(
+    env: dict[str, str], command: Sequence[str] = SERVE, **popen: Any
+) -> ServeProcess:
+    """Start `serve` (or command, which runs it) without waiting for it."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
+        list(command),
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
+        **popen,
     )
     return ServeProcess(process)
 
@@ -149,9 +189,14 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
     raise RuntimeError(f"serve did not become ready in {timeout} s: {served.lines}")
 
 
-def start_serve(env: dict[str, str], timeout: float = 30) -> ServeProcess:
-    """Start `serve` and wait until it is ready."""
-    return wait_ready(launch_serve(env), timeout)
+def start_serve(
+    env: dict[str, str],
+    timeout: float = 30,
+    command: Sequence[str] = SERVE,
+    **popen: Any,
+) -> ServeProcess:
+    """Start `serve` (or command, which runs it) and wait until it is ready."""
+    return wait_ready(launch_serve(env, command, **popen), timeout)
 
 
 def _drain_in_background(served: ServeProcess) -> None:

@@ -20,7 +20,7 @@ def test_status_exit_codes_follow_the_state(tmp_path: Path) -> None:
     migrated = run_cli("migrate", env=env)
     assert migrated.returncode == 0
     assert (
-        f"applied {LATEST} migration(s): 0001_create_app_metadata.sql, "
+        f"applied {LATEST} migration(s): 0001_create_app_metadata.sqlite.sql, "
         in migrated.stdout
     )
     clean = run_cli("status", env=env)
@@ -47,7 +47,7 @@ def test_new_writes_the_next_numbered_file(tmp_path: Path) -> None:
     assert created.read_text().startswith(f"-- {name}")
     refused = run_cli("migrate", env=env)
     assert refused.returncode == 1
-    assert f"{name}.sql: contains no SQL statement" in refused.stderr
+    assert f"{name}.sql has no SQL yet (only comments)" in refused.stderr
 
 
 def test_serve_is_injectable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -138,3 +138,27 @@ def test_url_and_path_both_set_exit_2(tmp_path: Path) -> None:
     assert "both set" in lines[0]
     assert "s3cret-pw" not in result.stderr
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("s3cret-short", "at least 16 characters"),
+        (" s3cret-but-long-enough", "whitespace"),
+        ("s3cret-but-long-enough\n", "whitespace"),
+    ],
+)
+def test_bad_admin_token_exits_2_without_echoing_it(
+    tmp_path: Path, token: str, expected: str
+) -> None:
+    """A short or whitespace-padded SERVICE_ADMIN_TOKEN: exit 2, one line, not shown."""
+    env = service_env(tmp_path / "db.sqlite3", admin_token=token)
+    # Every command reads the settings first; status would not wait on a port.
+    result = run_cli("status", env=env, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("configuration error: SERVICE_ADMIN_TOKEN: ")
+    assert expected in lines[0]
+    assert "s3cret" not in result.stderr + result.stdout
+    assert not (tmp_path / "db.sqlite3").exists()

@@ -21,7 +21,17 @@ from db import MigrationError
 from db.database import check_schema
 from db.makemigration import plan_migration, render, write_migration
 from db.migrate import discover, migrate
-from tests.helpers import LATEST, MIGRATIONS, copy_migrations, run_cli, service_env
+from db.migrations import lint
+from db.migrations.scratch import scratch_like
+from db.target import SqliteTarget
+from tests.helpers import (
+    LATEST,
+    MIGRATIONS,
+    copy_migrations,
+    needs_postgres_binaries,
+    run_cli,
+    service_env,
+)
 
 Define = Callable[[orm.Database], Any]
 
@@ -38,6 +48,10 @@ def entities(change: str = "") -> Define:
                 email = orm.Required(str, column="email")
             elif change == "required_with_default":
                 email = orm.Required(str, column="email", sql_default="''")
+            elif change == "required_constant":
+                email = orm.Required(str, column="email", default="none")
+            elif change == "required_callable":
+                email = orm.Required(str, column="email", default=lambda: "x")
             elif change == "rename_column":
                 contact = orm.Optional(str, nullable=True, column="contact")
             else:
@@ -46,6 +60,10 @@ def entities(change: str = "") -> Define:
                 bio = orm.Optional(str, nullable=True, column="bio")
             if change == "required_no_default":
                 country = orm.Required(str, column="country")
+            if change == "new_required_constant":
+                country = orm.Required(str, column="country", default="NZ")
+                rank = orm.Required(int, column="rank", default=3)
+                active = orm.Required(bool, column="active", default=True)
             if change not in ("drop_entity", "drop_relationship"):
                 books = orm.Set("Book", reverse="author")
             if change == "one_to_many":
@@ -128,7 +146,7 @@ def project(tmp_path: Path) -> Project:
     folder.mkdir()
     _, first = write_migration(folder, "create_library", entities())
     assert first is not None
-    assert first.name == "0001_create_library.sql"
+    assert first.name == "0001_create_library.sqlite.sql"
     db_path = tmp_path / "db.sqlite3"
     project = Project(folder, db_path)
     project.apply()
@@ -237,6 +255,7 @@ CASES = [
     Case(
         "type",
         ('CREATE TABLE "new_books"', 'column "pages": type TEXT -> INTEGER'),
+        destructive=True,
         check=_pages_became_integers,
     ),
     Case(
@@ -266,7 +285,7 @@ def test_generated_migration_applies_and_keeps_the_data(
     define = entities(case.change)
     plan, path = write_migration(project.folder, case.change, define)
     assert path is not None
-    assert path.name == f"0002_{case.change}.sql"
+    assert path.name == f"0002_{case.change}.sqlite.sql"
     text = path.read_text()
     for expected in case.expect_sql:
         assert expected in text
@@ -295,6 +314,39 @@ def test_generated_migration_applies_and_keeps_the_data(
     if case.check:
         case.check(project)
     assert plan_migration(project.folder, define).changes == ()
+
+
+@pytest.mark.parametrize("change", ["drop_column", "type", "drop_entity"])
+def test_destructive_output_needs_a_human_to_opt_in(
+    project: Project, change: str
+) -> None:
+    """A destructive file carries the destructive header commented out; the lint refuses it until a human enables it."""
+    _, path = write_migration(project.folder, change, entities(change))
+    assert path is not None
+    text = path.read_text()
+    assert "\n-- -- migrate: destructive\n" in text
+    version = int(path.name[:4])
+
+    def lint_findings() -> list[lint.Finding]:
+        with scratch_like(SqliteTarget(project.db_path)) as scratch:
+            return lint.lint(discover(project.folder), {version}, scratch)
+
+    assert lint_findings()
+    assert not any(f.acknowledged for f in lint_findings())
+    path.write_text(
+        text.replace("\n-- -- migrate: destructive\n", "\n-- migrate: destructive\n")
+    )
+    assert all(f.acknowledged for f in lint_findings())
+    project.apply()
+
+
+def test_safe_output_has_no_destructive_header(project: Project) -> None:
+    """A file that only adds things says nothing about destructive, and the lint passes it."""
+    _, path = write_migration(project.folder, "bio", entities("optional_column"))
+    assert path is not None
+    assert "destructive" not in path.read_text()
+    with scratch_like(SqliteTarget(project.db_path)) as scratch:
+        assert lint.lint(discover(project.folder), {2}, scratch) == []
 
 
 def test_required_column_without_default_waits_for_a_human(project: Project) -> None:
@@ -345,6 +397,67 @@ def test_required_with_sql_default_fills_nulls_from_the_default(
     ]
 
 
+def _null_email(project: Project) -> None:
+    con = sqlite3.connect(project.db_path)
+    with con:
+        con.execute("UPDATE authors SET email = NULL WHERE id = 2")
+    con.close()
+
+
+def test_optional_to_required_with_a_constant_default_applies_unedited(
+    project: Project,
+) -> None:
+    """Optional -> Required(default="none") fills the NULL rows with the default, no EDIT."""
+    _null_email(project)
+    define = entities("required_constant")
+    plan, path = write_migration(project.folder, "email_required", define)
+    assert path is not None
+    text = path.read_text()
+    assert "COALESCE(\"email\", 'none')" in text
+    assert "-- EDIT:" not in text
+    assert plan.edits == []
+    project.apply()
+    assert_startup_check_accepts(project.db_path, define)
+    assert project.query("SELECT id, email FROM authors ORDER BY id") == [
+        (1, "ann@example.org"),
+        (2, "none"),
+        (3, "cy@example.org"),
+    ]
+    assert project.query("SELECT count(*) FROM books") == [(4,)]
+    assert plan_migration(project.folder, define).changes == ()
+
+
+def test_new_required_columns_with_constant_defaults_fill_existing_rows(
+    project: Project,
+) -> None:
+    """New NOT NULL str/int/bool columns with constant defaults get them on every row."""
+    define = entities("new_required_constant")
+    plan, path = write_migration(project.folder, "country", define)
+    assert path is not None
+    assert plan.edits == []
+    assert "'NZ', 3, 1" in path.read_text()
+    project.apply()
+    assert_startup_check_accepts(project.db_path, define)
+    assert project.query("SELECT DISTINCT country, rank, active FROM authors") == [
+        ("NZ", 3, 1)
+    ]
+    assert plan_migration(project.folder, define).changes == ()
+
+
+def test_callable_default_needs_a_human(project: Project) -> None:
+    """A default only Python can compute cannot fill SQL rows: the file says EDIT."""
+    _null_email(project)
+    plan, path = write_migration(
+        project.folder, "email_required", entities("required_callable")
+    )
+    assert path is not None
+    assert "no constant default" in path.read_text()
+    assert len(plan.edits) == 1
+    with pytest.raises(MigrationError, match="NOT NULL constraint failed"):
+        project.apply()
+    assert project.query("SELECT count(*) FROM authors") == [(3,)]
+
+
 def test_rebuild_keeps_autoincrement_ids_unused(project: Project) -> None:
     """After a rebuild a new row never reuses the id of a deleted one."""
     con = sqlite3.connect(project.db_path)
@@ -385,31 +498,100 @@ def test_rename_is_flagged_and_the_edited_file_keeps_the_data(
 
 
 def test_views_and_triggers_survive_a_rebuild(project: Project) -> None:
-    """A rebuild drops and recreates views and triggers so RENAME can run."""
-    hand_written = project.folder / "0002_audit.sql"
+    """A rebuild drops and recreates the views and triggers on its table, and only those."""
+    hand_written = project.folder / "0002_views.sql"
     hand_written.write_text(
-        "CREATE TABLE audit (author_id INTEGER, at TEXT);\n"
         "CREATE VIEW author_names AS SELECT id, name FROM authors;\n"
-        "CREATE TRIGGER authors_audit AFTER INSERT ON authors BEGIN\n"
-        "  INSERT INTO audit (author_id, at) VALUES (new.id, 'now');\n"
+        "CREATE VIEW named_authors AS SELECT name FROM author_names;\n"
+        "CREATE VIEW book_titles AS SELECT id, title FROM books;\n"
+        "CREATE TRIGGER books_touch_author AFTER INSERT ON books BEGIN\n"
+        "  UPDATE authors SET email = lower(email) WHERE id = new.author_id;\n"
+        "END;\n"
+        "CREATE TRIGGER books_title AFTER UPDATE OF title ON books BEGIN\n"
+        "  UPDATE books SET pages = 'renamed' WHERE id = new.id;\n"
         "END;\n"
     )
     project.apply()
     _, path = write_migration(project.folder, "email_required", entities("required"))
     assert path is not None
-    assert path.name == "0003_email_required.sql"
+    assert path.name == "0003_email_required.sqlite.sql"
     text = path.read_text()
-    # audit is not an entity: dropping it is proposed, and flagged.
-    assert 'DROP TABLE "audit"' in text
-    assert text.index('DROP VIEW "author_names"') < text.index('DROP TABLE "authors"')
-    path.write_text(text.replace('DROP TABLE "audit";', ""))
+    # The views over authors (named_authors through author_names) and the
+    # trigger whose body updates authors go; book_titles and books_title stay.
+    for name in ("author_names", "named_authors", "books_touch_author"):
+        assert text.index(f'"{name}"') < text.index('DROP TABLE "authors"')
+    assert "book_titles" not in text
+    assert "books_title" not in text.replace("books_touch_author", "")
     project.apply()
     con = sqlite3.connect(project.db_path)
     with con:
-        con.execute("INSERT INTO authors (name, email) VALUES ('Dee', 'd@x')")
+        con.execute("INSERT INTO authors (name, email) VALUES ('Dee', 'D@X')")
+        con.execute("INSERT INTO books (title, author_id) VALUES ('Five', 4)")
     con.close()
-    assert project.query("SELECT count(*) FROM author_names") == [(4,)]
-    assert project.query("SELECT author_id FROM audit") == [(4,)]
+    assert project.query("SELECT count(*) FROM named_authors") == [(4,)]
+    assert project.query("SELECT email FROM authors WHERE id = 4") == [("d@x",)]
+    assert project.query("SELECT count(*) FROM book_titles") == [(5,)]
+
+
+FTS_ON_BOOKS = """
+CREATE VIRTUAL TABLE books_fts USING fts5(title, content = 'books', content_rowid = 'id');
+INSERT INTO books_fts (rowid, title) SELECT id, title FROM books;
+CREATE TRIGGER books_fts_insert AFTER INSERT ON books BEGIN
+  INSERT INTO books_fts (rowid, title) VALUES (new.id, new.title);
+END;
+CREATE TRIGGER books_fts_delete AFTER DELETE ON books BEGIN
+  INSERT INTO books_fts (books_fts, rowid, title) VALUES ('delete', old.id, old.title);
+END;
+CREATE TRIGGER books_fts_update AFTER UPDATE OF title ON books BEGIN
+  INSERT INTO books_fts (books_fts, rowid, title) VALUES ('delete', old.id, old.title);
+  INSERT INTO books_fts (rowid, title) VALUES (new.id, new.title);
+END;
+"""
+
+
+def test_rebuild_of_another_table_leaves_the_fts_triggers_alone(
+    project: Project,
+) -> None:
+    """Rebuilding authors does not touch the FTS5 triggers on books; rebuilding books keeps them working."""
+    (project.folder / "0002_books_fts.sql").write_text(FTS_ON_BOOKS)
+    project.apply()
+    plan, path = write_migration(project.folder, "unique_names", entities("unique"))
+    assert path is not None
+    text = path.read_text()
+    assert "books_fts" not in text
+    assert plan.edits == []
+    project.apply()
+
+    plan, path = write_migration(project.folder, "pages_int", entities("type"))
+    assert path is not None
+    text = path.read_text()
+    assert text.count("DROP TRIGGER") == 3
+    assert text.count("CREATE TRIGGER") == 3
+    project.apply()
+    con = sqlite3.connect(project.db_path)
+    with con:
+        con.execute("UPDATE books SET title = 'Uno' WHERE id = 1")
+    con.close()
+    assert project.query("SELECT rowid FROM books_fts WHERE books_fts MATCH 'uno'") == [
+        (1,)
+    ]
+    assert (
+        project.query("SELECT rowid FROM books_fts WHERE books_fts MATCH 'one'") == []
+    )
+
+
+def test_view_on_a_dropped_table_is_dropped_and_flagged(project: Project) -> None:
+    """A view that reads a dropped table is dropped with it, flagged DESTRUCTIVE."""
+    (project.folder / "0002_view.sql").write_text(
+        "CREATE VIEW book_titles AS SELECT id, title FROM books;\n"
+    )
+    project.apply()
+    plan, path = write_migration(project.folder, "drop_books", entities("drop_entity"))
+    assert path is not None
+    assert 'DROP VIEW "book_titles"' in path.read_text()
+    assert any("book_titles" in line for line in plan.destructive)
+    project.apply()
+    assert ("book_titles",) not in project.query("SELECT name FROM sqlite_master")
 
 
 def test_generation_is_deterministic(project: Project) -> None:
@@ -426,7 +608,7 @@ def test_no_changes_writes_nothing(project: Project) -> None:
     assert plan.changes == ()
     assert path is None
     assert sorted(p.name for p in project.folder.iterdir()) == [
-        "0001_create_library.sql"
+        "0001_create_library.sqlite.sql"
     ]
 
 
@@ -446,6 +628,8 @@ def drifted(tmp_path: Path) -> Path:
     )
 
 
+@pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_cli_check_fails_until_the_migration_exists(
     tmp_path: Path, drifted: Path
 ) -> None:
@@ -454,11 +638,15 @@ def test_cli_check_fails_until_the_migration_exists(
     check = run_cli("makemigration", "--check", env=env)
     assert check.returncode == 1, check.stderr
     assert 'drop table "legacy"' in check.stdout
-    assert len(list(drifted.glob("*.sql"))) == LATEST + 1
+    assert len({p.name[:4] for p in drifted.glob("*.sql")}) == LATEST + 1
 
     made = run_cli("makemigration", "drop legacy", env=env)
     assert made.returncode == 0, made.stderr
-    assert f"wrote {drifted / f'{LATEST + 2:04d}_drop_legacy.sql'}" in made.stdout
+    for half in ("sqlite", "postgres"):  # the header differs: foreign_keys=off
+        assert (
+            f"wrote {drifted / f'{LATEST + 2:04d}_drop_legacy.{half}.sql'}\n"
+            in made.stdout
+        )
     assert 'warning: DESTRUCTIVE: drops table "legacy"' in made.stdout
     assert not (tmp_path / "db.sqlite3").exists()  # the live database is never touched
 
@@ -467,7 +655,7 @@ def test_cli_check_fails_until_the_migration_exists(
     assert again.stdout.strip() == "no changes"
     same = run_cli("makemigration", "more", env=env)
     assert same.stdout.strip() == "no changes"
-    assert len(list(drifted.glob("*.sql"))) == LATEST + 2
+    assert len({p.name[:4] for p in drifted.glob("*.sql")}) == LATEST + 2
 
 
 def test_cli_requires_a_name_without_check(tmp_path: Path) -> None:

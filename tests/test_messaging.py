@@ -469,7 +469,6 @@ def test_search_finds_highlights_and_forgets_deleted(client: Client) -> None:
         "-apple",
         "+",
         "{body}: apple",
-        "\x00",
         "a" * 200,
     ],
 )

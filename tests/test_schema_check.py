@@ -9,13 +9,13 @@ import pytest
 from db import SchemaMismatchError, open_database
 from db.database import entity_schema_problems
 from db.migrate import discover
-from tests.helpers import copy_migrations, run_cli, service_env
+from tests.helpers import copy_migrations, needs_postgres_binaries, run_cli, service_env
 
 
 def folder_with_0001(tmp_path: Path, ddl: str) -> Path:
     """The shipped migrations, but 0001 creates app_metadata as given."""
     folder = copy_migrations(tmp_path / "mig")
-    (folder / "0001_create_app_metadata.sql").write_text(ddl)
+    (folder / "0001_create_app_metadata.sqlite.sql").write_text(ddl)
     return folder
 
 
@@ -143,9 +143,14 @@ def test_serve_refuses_mismatch_with_one_line(tmp_path: Path) -> None:
     assert "app_metadata.value" in fatal[0]
 
 
+@pytest.mark.slow  # check/makemigration start a throwaway PostgreSQL server
+@needs_postgres_binaries  # check covers PostgreSQL through a throwaway server
 def test_check_command_reports_entity_drift(tmp_path: Path) -> None:
     """`check` fails when the migrations no longer match the entities."""
-    good = run_cli("check", env=service_env(tmp_path / "db.sqlite3"))
+    shipped = copy_migrations(tmp_path / "shipped")
+    good = run_cli(
+        "check", env=service_env(tmp_path / "db.sqlite3", migrations_path=shipped)
+    )
     assert good.returncode == 0, good.stdout + good.stderr
     folder = folder_with_0001(
         tmp_path,

@@ -190,3 +190,31 @@ def test_protocol_errors_from_waitress_are_problems(tmp_path: Path) -> None:
     problem = json.loads(body)
     assert problem["status"] == status
     assert problem["title"]
+
+
+def test_sighup_drains_like_sigterm(tmp_path: Path) -> None:
+    """SIGHUP: the request in flight is answered, then exit 0 with the WAL checkpointed."""
+    db_path = tmp_path / "db.sqlite3"
+    server = start_serve(service_env(db_path))
+    body = json.dumps({"value": "during hangup"}).encode()
+    sock = open_socket(server)
+    try:
+        sock.sendall(
+            b"PUT /v1/metadata/hup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:5]
+        )
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert server.process.poll() is None  # still draining
+        sock.sendall(body[5:])
+        status, _ = read_response(sock)
+    finally:
+        sock.close()
+    code = server.stop()
+    assert status == 201
+    assert code == 0, "\n".join(map(str, server.lines))
+    assert any(line.get("msg") == "received SIGHUP; draining" for line in server.lines)
+    assert any(line.get("msg") == "database closed" for line in server.lines)
+    assert wal_size(db_path) == 0

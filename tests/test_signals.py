@@ -7,15 +7,17 @@ import signal
 
 import pytest
 
-from service.server import install_signal_handlers
+from service.server import STOP_SIGNALS, StopSignals
 
 
 def test_stop_signal_handler_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    """SIGTERM asks the server to stop and logs nothing from inside the handler."""
+    """SIGTERM while serving asks the server to stop and logs nothing from the handler."""
     asked: list[str] = []
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     try:
-        install_signal_handlers(asked.append)
+        signals = StopSignals()
+        signals.install()
+        signals.serving(asked.append)
         with caplog.at_level(logging.DEBUG):
             signal.raise_signal(signal.SIGTERM)
     finally:

@@ -8,15 +8,22 @@ db.database picks the Dialect for the target it opens.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from db.migrate import Migration
+    from db.session import WriteGate
 
 Row = tuple[Any, ...]
+MigrateMode = Literal["apply", "verify", "off"]
 
 
 class Dialect(Protocol):
     """The engine-specific operations the domain code needs."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """sqlite or postgres."""
 
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """Make concurrent writers of this logical key take turns.
@@ -43,3 +50,39 @@ class Dialect(Protocol):
 SNIPPET_OPEN = "\x02"
 SNIPPET_CLOSE = "\x03"
 SNIPPET_WORDS = 12
+
+
+class Engine(Protocol):
+    """One database the service runs on, through its lifecycle.
+
+    db.database calls these in order: migrate, bind, check_schema, started;
+    gate and fault while serving; closed after every connection closed.
+    """
+
+    @property
+    def dialect(self) -> Dialect:
+        """The domain operations this engine answers."""
+
+    def describe(self) -> str:
+        """What to call the database in logs and errors (no secrets)."""
+
+    def migrate(self, migrations: list[Migration], mode: MigrateMode) -> None:
+        """Apply pending migrations, refuse to start with any, or only check."""
+
+    def bind(self, orm_db: Any) -> None:
+        """Bind a Pony Database whose entities are defined (hooks first)."""
+
+    def check_schema(self, orm_db: Any) -> None:
+        """Map the entities; SchemaMismatchError when the schema differs."""
+
+    def started(self, orm_db: Any) -> None:
+        """Checks and maintenance once the database is open and mapped."""
+
+    def gate(self, timeout: float) -> WriteGate:
+        """The write gate requests pass (bounded by timeout)."""
+
+    def fault(self) -> str | None:
+        """Why the database cannot serve right now, or None."""
+
+    def closed(self) -> None:
+        """Maintenance after every connection was closed."""

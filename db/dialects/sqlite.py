@@ -1,4 +1,4 @@
-"""The SQLite seam: connections, PRAGMAs, locks, maintenance and backups.
+"""The SQLite seam: connections, PRAGMAs, locks, maintenance (backups: sqlite_backup).
 
 The rest of db/ asks this module (and sqlite_schema for introspection)
 rather than running sqlite3 PRAGMAs itself, so a second engine is a
@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS
 from db.errors import (
     BusyError,
     ConflictError,
@@ -32,6 +31,9 @@ log = logging.getLogger(__name__)
 
 
 BUSY_TIMEOUT_MS = 5000
+# Files beside the database that belong to it: SQLite's own, and ours.
+MIGRATION_LOCK_SUFFIX = ".migrate.lock"
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", MIGRATION_LOCK_SUFFIX)
 # How every writing transaction starts: IMMEDIATE takes SQLite's write lock
 # at BEGIN (waiting up to busy_timeout), so a transaction never fails at its
 # first write after having read a snapshot another writer made stale.
@@ -135,7 +137,7 @@ def migration_lock(path: Path, timeout: float = 120.0) -> Iterator[None]:
     flock() belongs to the open file description, so the kernel drops it when
     the holder dies: a crashed migrator can never leave a stale lock behind.
     """
-    lock_path = path.with_name(path.name + ".migrate.lock")
+    lock_path = path.with_name(path.name + MIGRATION_LOCK_SUFFIX)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
@@ -232,85 +234,3 @@ def classify(error: sqlite3.Error) -> type[DatabaseError] | None:
     ):
         return ConflictError
     return None
-
-
-def backup(source: Path, target: Path) -> str:
-    """Copy a live database with SQLite's online backup API; returns integrity_check.
-
-    The copy is written beside target and renamed into place only once it
-    passed integrity_check, so a failed backup never leaves a partial file.
-    """
-    try:
-        return _backup(source, target)
-    except (sqlite3.Error, OSError) as ex:
-        raise DatabaseError(str(ex)) from ex
-
-
-def _backup(source: Path, target: Path) -> str:
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    src = sqlite3.connect(
-        f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
-    )
-    try:
-        dst = sqlite3.connect(partial)
-        try:
-            # pages=-1: one step, so concurrent writers cannot force a restart.
-            src.backup(dst, pages=-1)
-            dst.execute("PRAGMA journal_mode = DELETE")  # a self-contained single file
-            result = str(dst.execute("PRAGMA integrity_check").fetchone()[0])
-        finally:
-            dst.close()
-    finally:
-        src.close()
-    if result != "ok":
-        partial.unlink(missing_ok=True)
-        return result
-    partial.replace(target)
-    return result
-
-
-def fts_query(terms: list[str]) -> str:
-    """Terms as an FTS5 query of quoted strings, all required.
-
-    Each term becomes one FTS5 string ("..." with " doubled), so operators
-    (AND, OR, NOT, NEAR), column filters, '*', '^', parentheses and quotes
-    from users are searched as text, never parsed.
-    """
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
-class SqliteDialect:
-    """What the domain code asks of SQLite."""
-
-    name = "sqlite"
-
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""
-
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
-    ) -> list[tuple[Any, ...]]:
-        """FTS5 MATCH over messages_fts, joined to the user's memberships, by rank."""
-        query = fts_query(terms)
-        open_, close, words = SNIPPET_OPEN, SNIPPET_CLOSE, SNIPPET_WORDS
-        rows: list[tuple[Any, ...]] = orm_db.select(
-            "SELECT m.id, m.conversation_id, u.handle, m.created_at, "
-            "snippet(messages_fts, 0, $open_, $close, '…', $words) "
-            "FROM messages_fts "
-            "JOIN messages m ON m.id = messages_fts.rowid "
-            "JOIN memberships mb ON mb.conversation_id = m.conversation_id "
-            "AND mb.user_id = $user_id "
-            "JOIN users u ON u.id = m.author_id "
-            "WHERE messages_fts MATCH $query "
-            "ORDER BY messages_fts.rank LIMIT $limit",
-            {
-                "open_": open_,
-                "close": close,
-                "words": words,
-                "user_id": user_id,
-                "query": query,
-                "limit": limit,
-            },
-        )
-        return rows

@@ -11,8 +11,15 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
+
+# The model the introspection fills, importable from here as before.
+from db.schema.model import Column as Column
+from db.schema.model import ForeignKey as ForeignKey
+from db.schema.model import FullSchema
+from db.schema.model import Index as Index
+from db.schema.model import SchemaObject as SchemaObject
+from db.schema.model import Table as Table
 
 
 def split_statements(sql: str) -> list[str]:
@@ -90,6 +97,14 @@ def user_tables(con: sqlite3.Connection) -> list[str]:
     ]
 
 
+def _table_list(con: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """PRAGMA table_list (SQLite 3.37+); [] on an older SQLite."""
+    try:
+        return [tuple(r) for r in con.execute("PRAGMA table_list")]
+    except sqlite3.DatabaseError:
+        return []
+
+
 def virtual_tables(con: sqlite3.Connection) -> set[str]:
     """Lower-cased names of virtual tables (FTS5 ...) and their shadow tables.
 
@@ -100,10 +115,7 @@ def virtual_tables(con: sqlite3.Connection) -> set[str]:
     the shadow tables are taken to be those named after a virtual table plus
     an underscore suffix, which is how FTS5, FTS3 and R*Tree name them.
     """
-    try:
-        rows = con.execute("PRAGMA table_list").fetchall()
-    except sqlite3.DatabaseError:
-        rows = []
+    rows = _table_list(con)
     if rows:
         return {
             str(r[1]).lower()
@@ -122,54 +134,6 @@ def virtual_tables(con: sqlite3.Connection) -> set[str]:
         if any(table.lower().startswith(v + "_") for v in names):
             found.add(table.lower())
     return found
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column as PRAGMA table_xinfo reports it."""
-
-    name: str
-    type: str
-    notnull: bool
-    default: str | None
-    pk: int  # position in the primary key, 0 when not part of it
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    """One column of a foreign key as PRAGMA foreign_key_list reports it."""
-
-    column: str
-    table: str
-    to: str
-    on_delete: str
-
-
-@dataclass(frozen=True)
-class Index:
-    """An index as PRAGMA index_list/index_info report it."""
-
-    name: str
-    columns: tuple[str, ...]
-    unique: bool
-    origin: str  # 'c' CREATE INDEX, 'u' UNIQUE constraint, 'pk' primary key
-
-
-@dataclass(frozen=True)
-class Table:
-    """What SQLite knows about one table."""
-
-    name: str
-    columns: tuple[Column, ...]
-    indexes: tuple[Index, ...]
-    foreign_keys: tuple[ForeignKey, ...]
-
-    def column(self, name: str) -> Column | None:
-        """The column called name, compared case-insensitively."""
-        for column in self.columns:
-            if column.name.lower() == name.lower():
-                return column
-        return None
 
 
 def _quote(name: str) -> str:
@@ -201,10 +165,39 @@ def read_schema(con: sqlite3.Connection) -> dict[str, Table]:
             ForeignKey(r[3], r[2], r[4], r[6].upper())
             for r in con.execute(f"PRAGMA foreign_key_list({quoted})")
         )
+        create = con.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()[0]
         schema[name.lower()] = Table(
-            name, columns, tuple(sorted(indexes, key=lambda i: i.name)), foreign_keys
+            name,
+            columns,
+            tuple(sorted(indexes, key=lambda i: i.name)),
+            foreign_keys,
+            has_autoincrement(create or ""),
         )
     return schema
+
+
+def full_schema(con: sqlite3.Connection, leave_out: tuple[str, ...] = ()) -> FullSchema:
+    """The tables, and every view, trigger and virtual table by name (baseline)."""
+    tables = {k: t for k, t in read_schema(con).items() if k not in leave_out}
+    virtual = virtual_tables(con)
+    shadow = {
+        str(r[1]).lower()
+        for r in _table_list(con)
+        if r[0] == "main" and r[2] == "shadow"
+    }
+    others = {
+        str(row[1]).lower(): SchemaObject(row[0], row[1], row[2], row[3])
+        for row in con.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master "
+            "WHERE type IN ('view', 'trigger', 'table') AND sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite_%'"
+        )
+        if row[0] != "table"
+        or (str(row[1]).lower() in virtual and str(row[1]).lower() not in shadow)
+    }
+    return FullSchema(tables, others)
 
 
 def schema_of_script(script: str) -> dict[str, Table]:
@@ -216,16 +209,6 @@ def schema_of_script(script: str) -> dict[str, Table]:
         return read_schema(con)
     finally:
         con.close()
-
-
-@dataclass(frozen=True)
-class SchemaObject:
-    """One CREATE statement SQLite keeps in sqlite_master."""
-
-    type: str  # 'table', 'index', 'trigger' or 'view'
-    name: str
-    table: str  # the table an index or trigger belongs to
-    sql: str
 
 
 def schema_objects(con: sqlite3.Connection) -> list[SchemaObject]:

@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, status, new, makemigration, check, backup, accept-checksum."""
+"""Command line: serve, migrate, status, new, makemigration, check, baseline, backup, accept-checksum."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from db import StartupError
+from db.session import DRIVER_ERRORS
 from service import logs
 from service.cli.backup import cmd_backup
+from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
+from service.cli.failures import DatabaseFileError, check_database_path, describe
 from service.cli.migrations import (
     cmd_accept_checksum,
-    cmd_check,
+    cmd_baseline,
     cmd_makemigration,
     cmd_migrate,
     cmd_new,
@@ -24,6 +27,11 @@ from service.cli.serve import cmd_serve
 from service.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("service")
+# Commands that open SERVICE_DATABASE_PATH (new and makemigration do not).
+_USES_DATABASE_FILE = frozenset(
+    {"serve", "migrate", "status", "check", "backup", "baseline", "accept-checksum"}
+)
+_DATABASE_FAILURES: tuple[type[Exception], ...] = DRIVER_ERRORS  # OSError too
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
-    commands.add_parser("migrate", help="apply pending migrations")
+    migrate = commands.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the pending files, their statements and header modes; run "
+        "nothing (exit 3 when something is pending)",
+    )
     commands.add_parser(
         "status", help="applied and pending migrations (exit 0 when clean)"
     )
@@ -49,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate checksums and the entity mapping")
     backup = commands.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("path", type=Path)
+    backup.add_argument(
+        "--force", action="store_true", help="replace the file at PATH if it exists"
+    )
+    adopt = commands.add_parser(
+        "baseline",
+        help="adopt a database these migrations did not create: record files "
+        "1..VERSION as applied if its schema is what they create",
+    )
+    adopt.add_argument("version", type=int)
     accept = commands.add_parser(
         "accept-checksum", help="accept an edited, applied file"
     )
@@ -68,12 +91,15 @@ def main(
         print(f"configuration error: {ex}", file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(settings.log_level)
+    path = settings.database_path
     try:
+        if args.command in _USES_DATABASE_FILE and settings.target.dialect == "sqlite":
+            check_database_path(path)
         match args.command:
             case "serve":
                 return serve(settings)
             case "migrate":
-                return cmd_migrate(settings)
+                return cmd_migrate(settings, show_plan=args.plan)
             case "status":
                 return cmd_status(settings)
             case "new":
@@ -83,10 +109,17 @@ def main(
             case "check":
                 return cmd_check(settings)
             case "backup":
-                return cmd_backup(settings, args.path)
+                return cmd_backup(settings, args.path, force=args.force)
+            case "baseline":
+                return cmd_baseline(settings, args.version)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
-    except (StartupError, TimeoutError, OSError) as ex:
+    except (DatabaseFileError, StartupError, TimeoutError) as ex:
         log.critical("%s failed: %s", args.command, ex, extra={"event": "failed"})
+        return EXIT_FAILED
+    except _DATABASE_FAILURES as ex:
+        # Never a traceback: one line naming the cause (corrupt, read-only...).
+        cause = describe(path, ex)
+        log.critical("%s failed: %s", args.command, cause, extra={"event": "failed"})
         return EXIT_FAILED
     raise AssertionError(args.command)  # argparse only allows the commands above

@@ -7,31 +7,37 @@ from pathlib import Path
 
 from db import DatabaseError
 from db import migrate as migrations
-from db.dialects import sqlite
+from db.dialects import sqlite_backup
 from service.cli.common import EXIT_FAILED, EXIT_OK, found_migrations
+from service.cli.failures import describe
 from service.config import Settings
 
 
-def cmd_backup(settings: Settings, target: Path) -> int:
+def cmd_backup(settings: Settings, target: Path, *, force: bool = False) -> int:
     """Copy the live database consistently, verify the copy, report its version."""
     if not settings.database_path.exists():
         print(f"no database at {settings.database_path}", file=sys.stderr)
         return EXIT_FAILED
-    target = target.expanduser().absolute()
-    if target.resolve() == settings.database_path.resolve():
-        print(
-            "backup target is the live database itself; choose another path",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
     try:
-        result = sqlite.backup(settings.database_path, target)
+        final = sqlite_backup.check_target(settings.database_path, target, force=force)
+        result = sqlite_backup.backup(settings.database_path, target, force=force)
+    except sqlite_backup.BackupTargetError as ex:
+        print(str(ex), file=sys.stderr)
+        return EXIT_FAILED
     except DatabaseError as ex:
-        print(f"backup to {target} failed: {ex}", file=sys.stderr)
+        text = str(ex)
+        # The copy is written through a temporary file made beforehand, so
+        # these are about the source.
+        if any(
+            cause in text
+            for cause in ("malformed", "not a database", "unable to open database")
+        ):
+            text = describe(settings.database_path, ex)
+        print(f"backup to {target} failed: {text}", file=sys.stderr)
         return EXIT_FAILED
     if result != "ok":
         print(f"backup failed integrity_check: {result}", file=sys.stderr)
         return EXIT_FAILED
-    state = migrations.inspect(target, found_migrations(settings))
-    print(f"backup written to {target}: schema version {state.version}, integrity ok")
+    state = migrations.inspect(final, found_migrations(settings))
+    print(f"backup written to {final}: schema version {state.version}, integrity ok")
     return EXIT_OK

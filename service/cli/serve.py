@@ -6,7 +6,8 @@ import ipaddress
 import logging
 import time
 
-from service.cli.common import EXIT_OK
+from service import fd_limit
+from service.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_SIGNAL_BASE
 from service.config import Settings
 
 log = logging.getLogger("service")
@@ -22,11 +23,22 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(settings: Settings) -> int:
-    """Bootstrap the database, then serve until SIGTERM/SIGINT."""
+    """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP."""
     from service.app import create_app, open_for
-    from service.server import Server, install_signal_handlers
+    from service.server import Server, StartupInterruptedError, StopSignals
 
     started = time.perf_counter()
+    signals = StopSignals()
+    signals.install()  # before the migration: a signal then rolls it back
+    try:
+        budget = fd_limit.fit(
+            settings.connection_limit,
+            settings.threads,
+            explicit="connection_limit" in settings.model_fields_set,
+        )
+    except fd_limit.FdLimitError as ex:
+        log.critical("%s", ex, extra={"event": "failed"})
+        return EXIT_CONFIG
     if settings.admin_token is None and not _is_loopback(settings.host):
         log.warning(
             "SERVICE_ADMIN_TOKEN is unset and the service listens on %s: "
@@ -34,8 +46,9 @@ def cmd_serve(settings: Settings) -> int:
             settings.host,
             extra={"event": "open_metadata"},
         )
-    database = open_for(settings)
+    database = None
     try:
+        database = open_for(settings)
         app = create_app(settings, database=database)
         server = Server(
             app,
@@ -44,26 +57,38 @@ def cmd_serve(settings: Settings) -> int:
             threads=settings.threads,
             shutdown_timeout=settings.shutdown_timeout,
             channel_timeout=settings.channel_timeout,
-            connection_limit=settings.connection_limit,
+            connection_limit=budget.connection_limit,
             # The app answers oversized bodies itself (413 problem+json); waitress
             # only stops bodies far beyond that, before buffering them whole.
             max_request_body_size=settings.max_body_bytes * 4,
         )
-        install_signal_handlers(server.stop)
+        signals.serving(server.stop)
         state = database.current_state()
         log.info(
             "ready on %s",
-            server.url,
+            ", ".join(server.urls),
             extra={
                 "event": "ready",
                 "url": server.url,
+                "urls": server.urls,
                 "schema_version": state.version,
                 "database": str(settings.database_path),
+                "connection_limit": budget.connection_limit,
+                "open_files_limit": budget.soft_limit,
                 "startup_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         server.run()
         log.info("stopped accepting; in-flight requests drained")
+    except StartupInterruptedError as ex:
+        # The migration in progress (if any) rolled back with its transaction.
+        log.critical(
+            "stopped by %s during start-up, before serving; nothing half-applied",
+            ex,
+            extra={"event": "interrupted", "signal": str(ex)},
+        )
+        return EXIT_SIGNAL_BASE + ex.signum
     finally:
-        database.close()
+        if database is not None:
+            database.close()
     return EXIT_OK

@@ -17,6 +17,7 @@ from db import ConversationRecord, MemberRecord, MessageRecord
 from db.conversations import Conversations as ConversationStore
 from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
 from db.messages import Messages as MessageStore
+from db.search import MAX_SEARCH_TERMS, search_terms
 from db.search import Search as SearchStore
 from db.users import Users as UserStore
 from service.auth import caller
@@ -312,6 +313,20 @@ class Search:
         """Messages containing every word of ?q=, best match first."""
         me = caller(req)
         query = read_query(req, SearchQuery)
+        words = len(search_terms(query.q))
+        if words > MAX_SEARCH_TERMS:
+            # Refused rather than cut: every word must match, so dropping
+            # some would answer a different question than the one asked.
+            raise Problem(
+                422,
+                f"q has {words} words; search takes at most {MAX_SEARCH_TERMS}",
+                errors=[
+                    {
+                        "detail": f"at most {MAX_SEARCH_TERMS} words",
+                        "parameter": "q",
+                    }
+                ],
+            )
         hits = self._search.messages(me.user.id, query.q, query.limit)
         resp.media = {
             "items": [

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 import falcon
 from spectree import Response
 
 from db import MetadataRecord
 from db.metadata import Metadata as MetadataStore
 from service.bodies import read_json
+from service.fields import is_key
 from service.openapi import Route, documented
 from service.params import read_query, utc_iso
 from service.problems import Problem
 from service.resources import Context
 from service.schemas import (
-    KEY_PATTERN,
     MAX_VALUE_BYTES,
     MetadataIn,
     MetadataOut,
@@ -24,11 +22,9 @@ from service.schemas import (
     ProblemOut,
 )
 
-_KEY = re.compile(KEY_PATTERN)
-
 
 def _check_key(key: str) -> str:
-    if not _KEY.match(key):
+    if not is_key(key):
         raise Problem(
             422,
             "key must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-', and not '.' or '..'",

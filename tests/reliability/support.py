@@ -96,9 +96,11 @@ def kill(server: ServeProcess) -> None:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], timeout: float = 30) -> Iterator[ServeProcess]:
+def serving(
+    env: dict[str, str], timeout: float = 30, **launch: Any
+) -> Iterator[ServeProcess]:
     """A ready serve process, SIGKILLed on the way out if still running."""
-    server = start_serve(env, timeout)
+    server = start_serve(env, timeout, **launch)
     try:
         yield server
     finally:

@@ -98,3 +98,32 @@ def test_metrics_count_requests_time_them_and_show_the_schema(tmp_path: Path) ->
     assert metric(samples, "service_schema_version") == SHIPPED
     assert metric(samples, "service_db_busy_total") == 0
     assert metric(samples, "service_db_write_lock_wait_seconds_count") >= 2
+
+
+@pytest.mark.timeout(60)
+def test_made_up_methods_do_not_grow_metrics(tmp_path: Path) -> None:
+    """400 requests with invented methods add 'other' series, not 400 new ones."""
+    with serving(service_env(tmp_path / "db.sqlite3")) as server:
+        client = Client(server.url)
+        before = len(client.request("GET", "/metrics")[2])
+        for n in range(200):
+            # Falcon: 400 "Invalid HTTP method" on a route, 404 elsewhere.
+            assert client.request(f"FOO{n}", "/healthz")[0] == 400
+            assert client.request(f"BAR{n}X", f"/made/up/{n}")[0] == 404
+        payload = client.request("GET", "/metrics")[2]
+        samples = metric_samples(client)
+        client.close()
+    grew = len(payload) - before
+    print(f"/metrics grew by {grew} bytes after 400 requests with invented methods")
+    assert b"FOO" not in payload
+    assert b"BAR" not in payload
+    total = "service_http_requests_total"
+    assert metric(samples, total, route="/healthz", method="other", status="400") == 200
+    assert (
+        metric(samples, total, route="unmatched", method="other", status="404") == 200
+    )
+    methods = {
+        dict(labels)["method"] for (name, labels), _ in samples.items() if name == total
+    }
+    assert methods <= {"GET", "other"}
+    assert grew < 8_000

@@ -1,14 +1,24 @@
-"""Eight serve processes racing to migrate one fresh database."""
+"""Start-up: eight serves racing to migrate one file; a signal mid-migration."""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import copy_migrations, launch_serve, service_env, wait_ready
-from tests.reliability.support import SHIPPED, Client, db_rows, integrity, kill
+from tests.reliability.support import (
+    SHIPPED,
+    Client,
+    db_rows,
+    integrity,
+    kill,
+    serving,
+    wait_exit,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +100,70 @@ def test_eight_processes_start_together_and_apply_each_file_once(
     ]
     print(f"files applied per process: {applied_by}")
     assert sum(applied_by) == NEWEST
+
+
+def slow_migrations() -> dict[str, str]:
+    """A quick file, then one whose six statements take a few seconds together."""
+    fill = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+        "WHERE x < 300000) INSERT INTO slow (v) SELECT hex(randomblob(16)) FROM c;\n"
+    )
+    return {
+        f"{FIRST:04d}_quick.sql": "CREATE TABLE quick (id INTEGER PRIMARY KEY);\n",
+        f"{FIRST + 1:04d}_slow.sql": "CREATE TABLE slow (id INTEGER PRIMARY KEY, v TEXT);\n"
+        + fill * 6,
+    }
+
+
+def wait_for_writer(db: Path, version: int, timeout: float = 60) -> None:
+    """Wait until version is applied and another write transaction is open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = None
+        try:
+            con = sqlite3.connect(db, timeout=0, isolation_level=None)
+            try:
+                applied = con.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ).fetchone()
+                if applied:
+                    con.execute("BEGIN IMMEDIATE")
+                    con.execute("ROLLBACK")
+            finally:
+                con.close()
+        except sqlite3.OperationalError as ex:
+            if "locked" in str(ex) and applied:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"no migration after {version} began in {timeout} s")
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_during_a_migration_exits_143_with_one_line(tmp_path: Path) -> None:
+    """SIGTERM mid-migration: one log line, exit 143, the file rolled back whole."""
+    folder = copy_migrations(tmp_path / "mig", slow_migrations())
+    db = tmp_path / "db.sqlite3"
+    server = launch_serve(service_env(db, migrations_path=folder))
+    try:
+        wait_for_writer(db, FIRST)
+        server.process.send_signal(signal.SIGTERM)
+        code = wait_exit(server.process, timeout=30)
+        lines = server.collect()
+    finally:
+        kill(server)
+    interrupted = [line for line in lines if line.get("event") == "interrupted"]
+    print(f"exit {code}: {interrupted}")
+    assert code == 143, lines
+    assert len(interrupted) == 1, lines
+    assert "SIGTERM" in interrupted[0]["msg"]
+    assert not [line for line in lines if "Traceback" in str(line)]
+    assert not [line for line in lines if line.get("event") == "ready"]
+    assert integrity(db) == "ok"
+    assert db_rows(db, "SELECT max(version) FROM schema_migrations") == [(FIRST,)]
+    assert db_rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'slow'") == [
+        (0,)
+    ]
+    # The next start applies the interrupted file from the beginning.
+    with serving(service_env(db, migrations_path=folder), timeout=90) as again:
+        assert again.request("GET", "/readyz")[2]["schema_version"] == FIRST + 1
+        assert again.stop() == 0

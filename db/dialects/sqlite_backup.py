@@ -1,0 +1,143 @@
+"""Online backups of a live SQLite file, and the targets they must refuse.
+
+A backup written onto the database's own -wal (or any file that is, or
+resolves to, one of the live files) destroys committed writes and still
+reports "integrity ok", so every such target is refused before anything
+is opened. The copy is written to a temporary file of its own beside the
+target (two backups never share one) and moved into place only once it
+passed integrity_check; every failure removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from db.dialects.sqlite import BUSY_TIMEOUT_MS, COMPANION_SUFFIXES
+from db.errors import DatabaseError
+
+# SQLite's journals of the temporary copy, removed with it on failure.
+_TEMP_COMPANIONS = ("-journal", "-wal", "-shm")
+
+
+class BackupTargetError(DatabaseError):
+    """The target is, belongs to or resolves to the live database, or exists."""
+
+
+def live_files(database: Path) -> dict[Path, str]:
+    """The database and every file beside it that belongs to it, each described.
+
+    Both as configured and with symlinks resolved: SQLite names its
+    companions after the path it was given.
+    """
+    files: dict[Path, str] = {}
+    for base in (database.absolute(), database.resolve()):
+        files[base] = "the live database"
+        for suffix in COMPANION_SUFFIXES:
+            files[Path(str(base) + suffix)] = f"the live database's {suffix} file"
+    return files
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links, bind mounts, case-folding
+    except OSError:
+        return False  # one of them does not exist
+
+
+def check_target(database: Path, target: Path, *, force: bool = False) -> Path:
+    """Where a backup of database to target must be written; refuses bad targets.
+
+    Returns target with symlinks resolved (a link to a backup updates the
+    file it points at). Raises BackupTargetError naming the reason.
+    """
+    target = target.expanduser().absolute()
+    resolved = target.resolve()
+    for live, what in live_files(database).items():
+        if resolved == live.resolve() or _same_file(target, live):
+            raise BackupTargetError(
+                f"backup target {target} is {what}; choose another path"
+            )
+    if resolved.is_dir():
+        raise BackupTargetError(
+            f"backup target {target} is a directory; name a file inside it"
+        )
+    if not resolved.parent.is_dir():
+        raise BackupTargetError(f"backup folder {resolved.parent} does not exist")
+    if resolved.exists() and not force:
+        raise BackupTargetError(
+            f"backup target {target} exists; pass --force to replace it"
+        )
+    return resolved
+
+
+def backup(source: Path, target: Path, *, force: bool = False) -> str:
+    """Copy a live database with SQLite's online backup API; returns integrity_check.
+
+    Raises BackupTargetError for a target check_target() refuses (or one
+    that appeared meanwhile, without force), DatabaseError for any other
+    failure; neither leaves a file behind.
+    """
+    final = check_target(source, target, force=force)
+    try:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{final.name}.", suffix=".partial", dir=final.parent
+        )
+    except OSError as ex:
+        raise DatabaseError(f"cannot write in {final.parent}: {ex}") from ex
+    os.close(fd)
+    partial = Path(name)
+    try:
+        result = _copy(source, partial)
+        if result == "ok":
+            _move_into_place(partial, final, force=force)
+        return result
+    except (sqlite3.Error, OSError) as ex:
+        raise DatabaseError(str(ex)) from ex
+    finally:
+        for leftover in (partial, *(Path(name + s) for s in _TEMP_COMPANIONS)):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _copy(source: Path, partial: Path) -> str:
+    src = sqlite3.connect(
+        f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            # pages=-1: one step, so concurrent writers cannot force a restart.
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode = DELETE")  # a self-contained single file
+            return str(dst.execute("PRAGMA integrity_check").fetchone()[0])
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _move_into_place(partial: Path, final: Path, *, force: bool) -> None:
+    if force:
+        os.replace(partial, final)
+        return
+    try:
+        # link() never replaces: of two backups racing to one new name, one wins.
+        os.link(partial, final)
+    except FileExistsError as ex:
+        raise BackupTargetError(
+            f"backup target {final} appeared meanwhile; pass --force to replace it"
+        ) from ex
+    except OSError as ex:
+        if ex.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # A filesystem without hard links: check, then rename (a small race).
+        if final.exists():
+            raise BackupTargetError(
+                f"backup target {final} appeared meanwhile; pass --force to replace it"
+            ) from ex
+        os.replace(partial, final)

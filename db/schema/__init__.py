@@ -1,0 +1,1 @@
+"""Schemas on both engines: the model, comparisons and the diff planner."""

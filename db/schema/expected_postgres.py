@@ -1,0 +1,110 @@
+"""PostgreSQL snapshots for the generator: the migrated schema and the entities'.
+
+The migrated side is a scratch database the runner migrated; the
+entities' side is Pony's DDL for the postgres provider, run in pg_temp
+on a scratch database and rolled back. Pony's statements are kept by
+table: the generator writes them (CREATE TABLE, CREATE INDEX, ALTER
+TABLE ... ADD CONSTRAINT) rather than re-deriving DDL from introspection.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from pony import orm
+
+from db.dialects import postgres_schema
+from db.errors import MigrationError
+from db.migrations import pg_lock, sqltext
+from db.migrations.backend import TRACKING_TABLES
+from db.migrations.sqltext import sql_string
+from db.schema.diff import Snapshot
+from db.schema.expected import fills
+from db.schema.model import SchemaObject
+from db.schema.pony_ddl import DefineEntities, EntityDDL, entity_ddl
+from db.target import PostgresTarget
+
+
+def postgres_literal(value: Any) -> str | None:
+    """A stored value as a PostgreSQL literal (None: no literal for it)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, str):
+        return sql_string(value)
+    if isinstance(value, datetime | date | time):
+        return sql_string(
+            value.isoformat(" ") if isinstance(value, datetime) else value.isoformat()
+        )
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'::bytea"
+    return None
+
+
+def migrated_snapshot(target: PostgresTarget) -> Snapshot:
+    """A migrated database's schema, tracking tables left out."""
+    con = pg_lock.connect(target, "makemigration")
+    try:
+        schema, indexes = postgres_schema.read_all(con, leave_out=TRACKING_TABLES)
+    finally:
+        con.close()
+    return Snapshot(schema.tables, tuple(indexes))
+
+
+def _objects(
+    statements: list[str],
+) -> tuple[tuple[SchemaObject, ...], dict[str, tuple[str, ...]]]:
+    """Pony's statements by kind and table: CREATE TABLE/INDEX, and the rest."""
+    objects: list[SchemaObject] = []
+    extra: dict[str, list[str]] = {}
+    for statement in statements:
+        tokens = sqltext.significant(sqltext.tokenize(statement, "postgres"))
+        words = [t.name for t in tokens]
+        if words[:2] == ["create", "table"]:
+            objects.append(
+                SchemaObject("table", tokens[2].name, tokens[2].name, statement)
+            )
+        elif words[:1] == ["create"] and "index" in words and "on" in words:
+            name = tokens[words.index("index") + 1].name
+            table = tokens[words.index("on") + 1].name
+            objects.append(SchemaObject("index", name, table, statement))
+        elif words[:2] == ["alter", "table"]:
+            extra.setdefault(tokens[2].name, []).append(statement)
+        else:
+            raise MigrationError(
+                f"unexpected statement in Pony's DDL: {statement[:60]}"
+            )
+    return tuple(objects), {k: tuple(v) for k, v in extra.items()}
+
+
+def entity_ddl_postgres(define: DefineEntities, scratch: PostgresTarget) -> EntityDDL:
+    """Pony's postgres DDL for the entities define declares."""
+    orm_db = orm.Database()
+    try:
+        define(orm_db)
+        orm_db.bind(provider="postgres", dsn=scratch.url)
+        try:
+            orm_db.generate_mapping(create_tables=False, check_tables=False)
+            return entity_ddl(orm_db)
+        finally:
+            orm_db.disconnect()
+    except orm.core.OrmError as ex:
+        raise MigrationError(f"the entities cannot be mapped: {ex}") from ex
+
+
+def entity_snapshot(define: DefineEntities, scratch: PostgresTarget) -> Snapshot:
+    """The schema Pony's postgres DDL creates for the entities, and its statements."""
+    ddl = entity_ddl_postgres(define, scratch)
+    statements = sqltext.split_postgres(ddl.script)
+    con = pg_lock.connect(scratch, "makemigration")
+    try:
+        schema = postgres_schema.schema_of_script(con, statements)
+    finally:
+        con.close()
+    objects, extra = _objects(statements)
+    return Snapshot(
+        schema.tables, objects, ddl.column_sql, fills(ddl, postgres_literal), extra
+    )

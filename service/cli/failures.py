@@ -1,0 +1,82 @@
+"""What went wrong with the database file, as one line naming the cause."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from db.dialects import sqlite
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class DatabaseFileError(Exception):
+    """The database path cannot hold a database; str() says why."""
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse a path that is a directory or a file other than an SQLite database.
+
+    Run before a command opens the file, so these never reach SQLite, whose
+    own words for them are "disk I/O error" and "file is not a database".
+    """
+    if path.is_dir():
+        raise DatabaseFileError(
+            f"{path} is a directory; SERVICE_DATABASE_PATH must name a database file"
+        )
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return  # created on first use
+    except NotADirectoryError as ex:
+        raise DatabaseFileError(
+            f"{path}: a parent of it is a file, not a directory"
+        ) from ex
+    except OSError as ex:
+        raise DatabaseFileError(f"cannot read {path}: {ex.strerror}") from ex
+    if header and header != SQLITE_HEADER:
+        raise DatabaseFileError(
+            f"{path} is not an SQLite database (its first bytes are not SQLite's "
+            "header); check SERVICE_DATABASE_PATH"
+        )
+
+
+def _writable(path: Path) -> bool:
+    # access(2) answers EROFS for a read-only mount, even for root.
+    return os.access(path, os.W_OK)
+
+
+def describe(path: Path, ex: BaseException) -> str:
+    """One line naming why the database at path failed, from what was raised."""
+    text = str(ex)
+    folder = path.parent
+    if "malformed" in text or "corrupt" in text:
+        return (
+            f"{path} is corrupt (SQLite: {text}); restore it from a backup "
+            "(docs/operations.md, 'Backups and restore')"
+        )
+    if "not a database" in text:
+        return f"{path} is not an SQLite database (SQLite: {text})"
+    read_only = "readonly" in text or "read-only" in text
+    if isinstance(ex, OSError) and ex.errno in _READ_ONLY_ERRNOS:
+        read_only = True
+    if read_only or "unable to open database file" in text:
+        if folder.is_dir() and not _writable(folder):
+            return (
+                f"{folder} is read-only: the service writes {path.name} and its "
+                "-wal, -shm and .migrate.lock files beside it (even to read a "
+                "WAL database, SQLite needs its -shm file)"
+            )
+        if path.exists() and not _writable(path):
+            return f"{path} is read-only: the service needs to write it"
+        if not folder.is_dir():
+            return f"cannot create {path}: {folder} is not a directory"
+    if isinstance(ex, OSError) and ex.strerror:
+        where = f": {ex.filename}" if ex.filename else ""
+        return f"{ex.strerror}{where}"
+    if isinstance(ex, sqlite.ERROR):
+        return f"{path}: SQLite: {text}"
+    return text

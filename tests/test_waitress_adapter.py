@@ -1,0 +1,246 @@
+"""Pins every waitress internal service.waitress_adapter uses; fails if one changes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
+from waitress.task import ErrorTask
+
+from service import waitress_adapter
+from service.waitress_adapter import Listening, ServiceChannel, listen
+
+MIB = 1024 * 1024
+
+
+def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """A WSGI app answering 200 "ok"."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
+@contextlib.contextmanager
+def running(listening: Listening) -> Iterator[Listening]:
+    """Run the event loop in a thread, as serve's main thread does."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            listening.poll_once(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield listening
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listening.stop(timeout=1)
+
+
+def pump(listening: Listening, until: Callable[[], bool], timeout: float = 5) -> None:
+    """Drive the loop from this thread until the condition holds."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "condition never held"
+        listening.poll_once(0.02)
+
+
+def address(listening: Listening, index: int = 0) -> tuple[str, int]:
+    """(host, port) of one listening socket."""
+    listener = listening.listeners[index]
+    return str(listener.effective_host), int(listener.effective_port)
+
+
+def read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read one answer with a Content-Length: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65_536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65_536)
+    return head, body
+
+
+def get(host: str, port: int) -> bytes:
+    """GET / over a fresh connection; the status line."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _ = read_answer(sock)
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_one_address_is_a_server_whose_map_holds_the_listener() -> None:
+    """create_server() on one address: a BaseWSGIServer; `_map` has it and its trigger."""
+    listening = listen(hello, host="127.0.0.1", port=0, threads=1)
+    try:
+        (listener,) = listening.listeners
+        assert isinstance(listener, BaseWSGIServer)
+        assert listener._map is listening.socket_map
+        assert listener.channel_class is ServiceChannel
+        assert listener.adj.asyncore_use_poll is True
+        assert len(listening.socket_map) == 2  # the listener and its trigger
+        assert listening.urls == [f"http://127.0.0.1:{listener.effective_port}"]
+    finally:
+        listening.stop(timeout=1)
+
+
+def test_several_addresses_are_a_multi_socket_server_sharing_one_map() -> None:
+    """Two addresses: MultiSocketServer.map holds both listeners; both serve."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    probe = socket.socket(socket.AF_INET6)
+    try:
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    finally:
+        probe.close()
+    server = create_server(hello, listen="127.0.0.1:0 [::1]:0", threads=1)
+    try:
+        assert isinstance(server, MultiSocketServer)
+        listeners = [s for s in server.map.values() if isinstance(s, BaseWSGIServer)]
+        assert len(listeners) == 2
+    finally:
+        server.close()
+    listening = listen(hello, listen="127.0.0.1:0 [::1]:0", threads=1)
+    with running(listening):
+        hosts = sorted(address(listening, i)[0] for i in range(2))
+        assert hosts == ["127.0.0.1", "::1"]
+        for i in range(2):
+            assert get(*address(listening, i)) == b"HTTP/1.1 200 OK"
+        assert {u.split("//")[1].rsplit(":", 1)[0] for u in listening.urls} == {
+            "127.0.0.1",
+            "[::1]",
+        }
+
+
+def test_accepted_connections_are_our_channel_and_busy_reads_its_state() -> None:
+    """channel_class builds ServiceChannel; requests/request/total_outbufs_len say busy."""
+    listening = listen(hello, host="127.0.0.1", port=0, threads=1)
+    try:
+        sock = socket.create_connection(address(listening), timeout=10)
+        pump(listening, lambda: bool(listening.channels()))
+        (channel,) = listening.channels()
+        assert isinstance(channel, ServiceChannel)
+        assert isinstance(channel, HTTPChannel)
+        assert (channel.requests, channel.request, channel.total_outbufs_len) == (
+            [],
+            None,
+            0,
+        )
+        assert not waitress_adapter.busy(channel)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # headers not finished
+        pump(listening, lambda: channel.request is not None)
+        assert waitress_adapter.busy(channel)
+        sock.sendall(b"\r\n")
+        pump(listening, lambda: not waitress_adapter.busy(channel), timeout=10)
+        assert read_answer(sock)[0].startswith(b"HTTP/1.1 200 OK")
+        channel.close_now()
+        assert listening.channels() == []
+        assert sock.recv(1) == b""
+        sock.close()
+    finally:
+        listening.stop(timeout=1)
+
+
+def test_errors_waitress_finds_use_error_task_class() -> None:
+    """A body over max_request_body_size runs ProblemErrorTask: a 413 problem."""
+    assert ServiceChannel.error_task_class is waitress_adapter.ProblemErrorTask
+    assert issubclass(waitress_adapter.ProblemErrorTask, ErrorTask)
+    listening = listen(
+        hello, host="127.0.0.1", port=0, threads=1, max_request_body_size=1024
+    )
+    with running(listening), socket.create_connection(address(listening)) as sock:
+        sock.sendall(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+        head, body = read_answer(sock)
+    assert head.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert b"Content-Type: application/problem+json" in head
+    problem = json.loads(body)
+    assert (problem["status"], problem["title"]) == (413, "Content Too Large")
+    assert "1024" in problem["detail"]  # waitress' own explanation
+
+
+def test_lingering_close_reads_what_the_client_still_sends() -> None:
+    """After the 413 the channel keeps reading: a 4 MiB upload then reads its answer."""
+    listening = listen(
+        hello, host="127.0.0.1", port=0, threads=1, max_request_body_size=1024
+    )
+    with running(listening), socket.create_connection(address(listening)) as sock:
+        sock.settimeout(10)
+        sock.sendall(
+            f"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: {4 * MIB}\r\n\r\n".encode()
+        )
+        sock.sendall(b"x" * (4 * MIB))  # would be reset without the lingering close
+        head, _ = read_answer(sock)
+        assert sock.recv(1) == b""  # the server's FIN after the answer
+        (channel,) = listening.channels()
+        assert channel._lingering
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + 5
+        while listening.channels() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert listening.channels() == []  # closed at the client's end of data
+    assert head.startswith(b"HTTP/1.1 413 ")
+
+
+def test_poll_serves_descriptors_past_fd_setsize() -> None:
+    """poll_once() uses poll(2): a listener whose fd is past 1024 still serves."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"the hard open-file limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        listening = listen(hello, host="127.0.0.1", port=0, threads=1)
+        assert listening.listeners[0].socket.fileno() > 1024
+        with running(listening):
+            assert get(*address(listening)) == b"HTTP/1.1 200 OK"
+    finally:
+        for fd in fillers:
+            os.close(fd)
+
+
+def test_stop_accepting_closes_the_listener_but_keeps_its_trigger() -> None:
+    """dispatcher.close() on a listener: new connections refused, wake() still works."""
+    listening = listen(hello, host="127.0.0.1", port=0, threads=1)
+    try:
+        host, port = address(listening)
+        listening.stop_accepting()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, port), timeout=2).close()
+        assert len(listening.socket_map) == 1  # the trigger
+        listening.wake()
+        began = time.monotonic()
+        listening.poll_once(5)
+        assert time.monotonic() - began < 1  # woken, not timed out
+    finally:
+        listening.stop(timeout=1)
+
+
+def test_stop_ends_the_workers_and_empties_the_map() -> None:
+    """stop(): task_dispatcher.shutdown() ends the threads; close_all() the sockets."""
+    listening = listen(hello, host="127.0.0.1", port=0, threads=2)
+    assert len(listening.task_dispatcher.threads) == 2
+    listening.stop(timeout=1)
+    assert listening.socket_map == {}
+    assert not listening.task_dispatcher.threads
