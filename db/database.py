@@ -178,7 +178,7 @@ def open_database(
         if path is None:
             raise TypeError("open_database() needs a path or an engine")
         engine = SqliteEngine(path, synchronous)
-    migrations = migrations_module.discover(migrations_source)
+    migrations = migrations_module.discover(migrations_source, engine.dialect.name)
     engine.migrate(migrations, migrate)
     connections = Connections()
     orm_db = _orm(engine, connections)

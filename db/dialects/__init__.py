@@ -22,8 +22,8 @@ class Dialect(Protocol):
     """The engine-specific operations the domain code needs."""
 
     @property
-    def name(self) -> str:
-        """sqlite or postgres."""
+    def name(self) -> Literal["sqlite", "postgres"]:
+        """Which engine."""
 
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """Make concurrent writers of this logical key take turns.

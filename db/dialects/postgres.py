@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 from psycopg2 import extensions
 
@@ -91,7 +91,7 @@ def tsquery_sql(terms: list[str]) -> tuple[str, dict[str, str]]:
 class PostgresDialect:
     """What the domain code asks of PostgreSQL."""
 
-    name = "postgres"
+    name: Literal["postgres"] = "postgres"
 
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """A transaction-level advisory lock on key: same-key writers take turns."""
@@ -108,15 +108,20 @@ class PostgresDialect:
         (which bodies may not contain) and come back in Python.
         """
         query, params = tsquery_sql(terms)
-        options = (
-            f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}, "
-            f"MaxWords={SNIPPET_WORDS}, MinWords={max(1, SNIPPET_WORDS // 2)}, "
-            "ShortWord=0, MaxFragments=1, FragmentDelimiter=…"
+        marks = f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}"
+        # A body of at most SNIPPET_WORDS words is its own snippet (as FTS5's
+        # snippet() is); a longer one gets the best fragment of that size.
+        whole = f"{marks}, HighlightAll=true"
+        fragment = (
+            f"{marks}, MaxWords={SNIPPET_WORDS}, "
+            f"MinWords={max(1, SNIPPET_WORDS // 2)}, ShortWord=0, MaxFragments=1"
         )
         rows = orm_db.select(
             "SELECT hit.id, hit.conversation_id, u.handle, hit.created_at, "
             "ts_headline('simple', translate(hit.body, '<>', E'\\x04\\x05'), "
-            f"hit.query, $options) FROM (SELECT m.id, m.conversation_id, "
+            "hit.query, CASE WHEN cardinality(regexp_split_to_array("
+            "btrim(hit.body), E'\\s+')) <= $words THEN $whole ELSE $fragment END) "
+            "FROM (SELECT m.id, m.conversation_id, "
             "m.author_id, m.body, m.created_at, q.query, "
             "ts_rank(m.body_tsv, q.query) AS rank "
             f"FROM (SELECT {query} AS query) q "
@@ -126,7 +131,14 @@ class PostgresDialect:
             "ORDER BY rank DESC, m.id DESC LIMIT $limit) hit "
             "JOIN users u ON u.id = hit.author_id "
             "ORDER BY hit.rank DESC, hit.id DESC",
-            {**params, "options": options, "user_id": user_id, "limit": limit},
+            {
+                **params,
+                "words": SNIPPET_WORDS,
+                "whole": whole,
+                "fragment": fragment,
+                "user_id": user_id,
+                "limit": limit,
+            },
         )
         return [
             (*row[:4], row[4].replace("\x04", "<").replace("\x05", ">")) for row in rows

@@ -115,6 +115,13 @@ def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     return con
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open the file for reading only (never created, never written)."""
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+
+
 def read_pragmas(con: Any) -> dict[str, Any]:
     """Read back the PRAGMAs that matter, for tests and diagnostics."""
     names = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pony import orm
 
@@ -39,7 +39,7 @@ def fts_query(terms: list[str]) -> str:
 class SqliteDialect:
     """What the domain code asks of SQLite."""
 
-    name = "sqlite"
+    name: Literal["sqlite"] = "sqlite"
 
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""

@@ -24,6 +24,7 @@ from service.cli.migrations import (
     cmd_status,
 )
 from service.cli.serve import cmd_serve
+from service.cli.transfer import cmd_transfer
 from service.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("service")
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "accept-checksum", help="accept an edited, applied file"
     )
     accept.add_argument("version", type=int)
+    move = commands.add_parser(
+        "transfer",
+        help="copy every row of an SQLite database into the (empty) PostgreSQL "
+        "database SERVICE_DATABASE_URL names",
+    )
+    move.add_argument("sqlite_path", type=Path, metavar="SQLITE_PATH")
     return parser
 
 
@@ -114,6 +121,8 @@ def main(
                 return cmd_baseline(settings, args.version)
             case "accept-checksum":
                 return cmd_accept_checksum(settings, args.version)
+            case "transfer":
+                return cmd_transfer(settings, args.sqlite_path)
     except (DatabaseFileError, StartupError, TimeoutError) as ex:
         log.critical("%s failed: %s", args.command, ex, extra={"event": "failed"})
         return EXIT_FAILED

@@ -72,7 +72,7 @@ def cmd_serve(settings: Settings) -> int:
                 "url": server.url,
                 "urls": server.urls,
                 "schema_version": state.version,
-                "database": str(settings.database_path),
+                "database": settings.target.describe(),
                 "connection_limit": budget.connection_limit,
                 "open_files_limit": budget.soft_limit,
                 "startup_ms": round((time.perf_counter() - started) * 1000, 1),
