@@ -152,6 +152,7 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
         line = process.stderr.readline()
         if not line:
             process.wait(timeout=5)
+            process.stderr.close()
             raise RuntimeError(
                 f"serve exited with {process.returncode}: {served.lines}"
             )
@@ -162,6 +163,8 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
             _drain_in_background(served)
             return served
     process.kill()
+    process.wait(timeout=10)
+    process.stderr.close()
     raise RuntimeError(f"serve did not become ready in {timeout} s: {served.lines}")
 
 

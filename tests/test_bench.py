@@ -114,8 +114,17 @@ def test_obvious_pony_answers_like_the_baseline(tmp_path: Path) -> None:
     obvious_db, baseline_db = tmp_path / "obvious.sqlite3", tmp_path / "base.sqlite3"
     load.prepare_migrated_db(obvious_db)
     load.prepare_baseline_db(baseline_db)
-    expected = _answers(baseline.create_app(baseline_db))
-    assert _answers(obvious.create_app(obvious_db)) == expected
+    # Each app's connection belongs to this thread: closed here, not by the GC.
+    app, conns = baseline.open_app(baseline_db)
+    try:
+        expected = _answers(app)
+    finally:
+        conns.close()
+    app, pony_db = obvious.open_app(obvious_db)
+    try:
+        assert _answers(app) == expected
+    finally:
+        pony_db.disconnect()
     assert expected["post"][0] == "201 Created"
 
 
