@@ -64,7 +64,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8080 \
-    SERVICE_DATABASE_PATH=/data/service.sqlite3
+    SERVICE_DEFAULT_DATABASE_PATH=/data/service.sqlite3
 # The database, its -wal and -shm files live in /data; nothing else is written
 # (run with --read-only and a tmpfs on /tmp).
 VOLUME ["/data"]

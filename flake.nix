@@ -357,6 +357,11 @@
               env
               pkgs.ruff
               pkgs.sqlite
+              # The PostgreSQL engine: initdb/pg_ctl for tests/pg.py and
+              # makemigration's throwaway server, pg_dump for `backup`.
+              pkgs.postgresql
+              pkgs.util-linux # taskset (bench), runuser (PostgreSQL as root)
+              pkgs.wrk # bench
             ];
             # Run the tree in place: `python -m service serve`, pytest, mypy and
             # lint-imports all import service/ and db/ from the checkout.

@@ -55,7 +55,9 @@ def test_the_postgres_profile_waits_for_a_healthy_server_on_a_volume() -> None:
     assert app["profiles"] == server["profiles"] == ["postgres"]
     assert app["extends"] == "service"
     assert app["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    assert app["environment"]["SERVICE_DATABASE_PATH"] == ""
+    assert (
+        "SERVICE_DATABASE_PATH" not in app["environment"]
+    )  # the URL alone selects PostgreSQL
     url = app["environment"]["SERVICE_DATABASE_URL"]
     assert url == (
         "postgresql://service:${POSTGRES_PASSWORD:-change-me}@postgres:5432/service"

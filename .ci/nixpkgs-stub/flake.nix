@@ -252,6 +252,9 @@
           };
           ruff = fake "ruff" { meta.mainProgram = "ruff"; };
           sqlite = fake "sqlite" { };
+          postgresql = fake "postgresql" { };
+          util-linux = fake "util-linux" { };
+          wrk = fake "wrk" { };
           coreutils = fake "coreutils" { };
         };
     in
