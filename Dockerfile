@@ -3,8 +3,14 @@
 # Production:  docker build -t service-foundation .        (base from the registry, deps from PyPI)
 # No registry: scripts/build-image                          (passes the two build args below)
 #   BASE_IMAGE  any Debian-based image with CPython 3.11 and the venv module
-#   WHEELHOUSE  a folder in the build context holding every wheel; pip then never goes online
+#   WHEELHOUSE  a folder in the build context holding every wheel; nothing is fetched then
 # Plain Dockerfile syntax on purpose: the legacy builder (Docker 20.10, no BuildKit) builds it.
+#
+# What is installed is uv.lock's runtime set, hash-checked: the pinned uv
+# (scripts/lib/uv-requirements.txt, itself installed with pip --require-hashes) exports
+# it with every file's sha256 and installs exactly that, then the project built from
+# /src with the setuptools pyproject.toml holds. Online and offline differ only in
+# where the files come from (PyPI, or WHEELHOUSE with --no-index).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -12,14 +18,24 @@ FROM ${BASE_IMAGE} AS build
 ARG WHEELHOUSE=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
-# The venv links to the base's python3, so the runtime stage must use the same base.
-RUN python3 -m venv /opt/venv
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy
 COPY . /src
+WORKDIR /src
 RUN set -eu; \
     if [ -n "$WHEELHOUSE" ]; then set -- --no-index --find-links "/src/$WHEELHOUSE"; fi; \
-    /opt/venv/bin/pip install "$@" /src; \
-    /opt/venv/bin/pip uninstall -y pip setuptools; \
+    python3 -m venv /opt/uv; \
+    /opt/uv/bin/pip install -q --no-deps --require-hashes "$@" -r scripts/lib/uv-requirements.txt; \
+    uv=/opt/uv/bin/uv; \
+    "$uv" export --frozen --no-dev --no-emit-project --no-header --format requirements-txt \
+        -q -o /tmp/requirements.txt; \
+    "$uv" venv -q --python "$(command -v python3)" /opt/venv; \
+    VIRTUAL_ENV=/opt/venv "$uv" pip install -q --require-hashes --no-deps "$@" -r /tmp/requirements.txt; \
+    "$uv" build -q --wheel --out-dir /tmp/dist "$@" .; \
+    VIRTUAL_ENV=/opt/venv "$uv" pip install -q --no-deps --offline /tmp/dist/*.whl; \
+    VIRTUAL_ENV=/opt/venv "$uv" pip check; \
     site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
     rm -rf "$site/pony/orm/tests" "$site/falcon/bench" /opt/venv/bin/falcon-bench; \
     find /opt/venv \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' \) -type f -delete; \
@@ -29,7 +45,7 @@ RUN set -eu; \
 assert any(p.name.endswith('.sql') for p in r.files('schema_migrations').iterdir()), 'no migrations in the package'"
 
 FROM ${BASE_IMAGE}
-# No pip, compilers, tests or caches here (the build stage pruned the venv: third-party
+# No pip, uv, compilers, tests or caches here (the build stage pruned the venv: third-party
 # test suites, benchmarks, Cython sources); drop the base's own pip when it has one
 # (python:*-slim has one, the Debian base has none).
 RUN set -eu; \
@@ -48,7 +64,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8080 \
-    SERVICE_DATABASE_PATH=/data/service.sqlite3
+    SERVICE_DEFAULT_DATABASE_PATH=/data/service.sqlite3
 # The database, its -wal and -shm files live in /data; nothing else is written
 # (run with --read-only and a tmpfs on /tmp).
 VOLUME ["/data"]

@@ -1,17 +1,17 @@
 {
   description = "service-foundation: a Falcon + Pony ORM + SQLite HTTP service";
 
-  # Pinned to one revision of the nixos-25.11 branch (2026-05-10). The revision
-  # was taken from two independent published flake.lock files that agree on it
-  # and on its narHash (sha256-Ti+ZBvW6yrWWAg2szExVTwCd4qOJ3KlVr1tFHfyfi8Q=).
-  # What nixpkgs has at this revision was NOT evaluated here (no Nix able to
-  # evaluate a current nixpkgs, no network to fetch it). That is why the two
-  # packages whose nixpkgs versions matter are built below from PyPI sdists
-  # with hashes computed locally, rather than taken from nixpkgs:
-  #   - pony: pyproject.toml pins pony==0.7.20 (nixpkgs' runtime-deps check
-  #     rejects any other version), and pony 0.7.19, the last version seen in
-  #     nixpkgs, refuses Python >= 3.13 at evaluation time. 0.7.20 accepts
-  #     3.10 to 3.14, so the default python3 works.
+  # Pinned to one revision of the nixos-25.11 branch (2026-05-10); flake.lock
+  # carries its narHash (sha256-Ti+ZBvW6yrWWAg2szExVTwCd4qOJ3KlVr1tFHfyfi8Q=),
+  # taken from several independent published flake.lock files and `nix flake
+  # metadata` outputs that agree on it (no Nix here can fetch nixpkgs to
+  # recompute it). What nixpkgs has at this revision was NOT evaluated here.
+  # That is why the packages whose exact versions matter are built below from
+  # the PyPI sdists that uv.lock names, at uv.lock's versions and hashes, rather
+  # than taken from nixpkgs:
+  #   - pony and waitress: pinned exactly in pyproject.toml (their internals are
+  #     used), so nixpkgs' runtime-deps check rejects any other version; pony
+  #     0.7.19, the last version seen in nixpkgs, also refuses Python >= 3.13.
   #   - spectree: not packaged in nixpkgs as far as the search tools showed.
   # Bump: replace the revision, run `nix flake update`, then `nix flake check`.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/8fd9daa3db09ced9700431c5b7ad0e8ba199b575";
@@ -40,6 +40,7 @@
         fileset = lib.fileset.unions [
           ./pyproject.toml
           ./README.md # pyproject.toml's `readme`: setuptools reads it
+          ./LICENSE # pyproject.toml's `license-files`
           ./service
           ./db
           ./schema_migrations
@@ -47,60 +48,95 @@
         ];
       };
 
-      # Python with pony 0.7.20 and spectree added to its package set, so the
-      # app, the dev shell and anything else in the set agree on them.
+      # uv.lock is the one lock (docs/development.md): the packages built here
+      # take its version and its sdist's URL and sha256.
+      lockedPackages = (lib.importTOML ./uv.lock).package;
+      locked =
+        name:
+        let
+          entry = lib.findFirst (p: p.name == name) (throw "${name} is not in uv.lock") lockedPackages;
+        in
+        {
+          inherit (entry) version;
+          sdist = {
+            inherit (entry.sdist) url;
+            sha256 = lib.removePrefix "sha256:" entry.sdist.hash;
+          };
+        };
+
+      # Python with pony, waitress and spectree at uv.lock's versions added to its
+      # package set, so the app, the dev shell and anything else in the set agree.
       pythonFor =
         pkgs:
         let
+          fromLock =
+            name:
+            let
+              l = locked name;
+            in
+            {
+              pname = name;
+              inherit (l) version;
+              src = pkgs.fetchurl l.sdist;
+            };
           python = pkgs.python3.override {
             self = python;
             packageOverrides = final: prev: {
-              pony = final.buildPythonPackage rec {
-                pname = "pony";
-                version = "0.7.20";
-                pyproject = true;
-                src = final.fetchPypi {
-                  inherit pname version;
-                  # sha256 of the PyPI sdist pony-0.7.20.tar.gz, computed here.
-                  hash = "sha256-J6SN/9HRAFlW/6loc/st5eraY5yiZsQ9tIDK2ryGDM0=";
-                };
-                # Its pyproject.toml asks for setuptools>=77.0.3 (PEP 639 license).
-                build-system = [ final.setuptools ];
-                # Pony's own suite needs patches in nixpkgs (see its expression
-                # there); this project's tests exercise it on SQLite instead.
-                doCheck = false;
-                pythonImportsCheck = [ "pony.orm" ];
-                meta = {
-                  description = "Pony Object-Relational Mapper";
-                  homepage = "https://ponyorm.org/";
-                  license = lib.licenses.asl20;
-                };
-              };
+              pony = final.buildPythonPackage (
+                fromLock "pony"
+                // {
+                  pyproject = true;
+                  # Its pyproject.toml asks for setuptools>=77.0.3 (PEP 639 license).
+                  build-system = [ final.setuptools ];
+                  # Pony's own suite needs patches in nixpkgs (see its expression
+                  # there); this project's tests exercise it on SQLite instead.
+                  doCheck = false;
+                  pythonImportsCheck = [ "pony.orm" ];
+                  meta = {
+                    description = "Pony Object-Relational Mapper";
+                    homepage = "https://ponyorm.org/";
+                    license = lib.licenses.asl20;
+                  };
+                }
+              );
 
-              spectree = final.buildPythonPackage rec {
-                pname = "spectree";
-                version = "3.0.0";
-                pyproject = true;
-                src = final.fetchPypi {
-                  inherit pname version;
-                  # sha256 of the PyPI sdist spectree-3.0.0.tar.gz, computed here.
-                  hash = "sha256-XY22EPHwrf3fkgDIsCL0nlh7crEX4ZWLmTmykliRBFI=";
-                };
-                build-system = [ final.pdm-backend ];
-                # The core has no dependencies; its pydantic and falcon plugins
-                # are extras, and this project uses both.
-                dependencies = [
-                  final.pydantic
-                  final.falcon
-                ];
-                doCheck = false; # the sdist ships no tests
-                pythonImportsCheck = [ "spectree" ];
-                meta = {
-                  description = "OpenAPI document and validation from Python annotations";
-                  homepage = "https://github.com/0b01001001/spectree";
-                  license = lib.licenses.asl20;
-                };
-              };
+              waitress = final.buildPythonPackage (
+                fromLock "waitress"
+                // {
+                  pyproject = true;
+                  build-system = [ final.setuptools ];
+                  # Its suite starts servers on fixed ports; the project's tests
+                  # run waitress for real.
+                  doCheck = false;
+                  pythonImportsCheck = [ "waitress" ];
+                  meta = {
+                    description = "Production-quality pure-Python WSGI server";
+                    homepage = "https://github.com/Pylons/waitress";
+                    license = lib.licenses.zpl21;
+                  };
+                }
+              );
+
+              spectree = final.buildPythonPackage (
+                fromLock "spectree"
+                // {
+                  pyproject = true;
+                  build-system = [ final.pdm-backend ];
+                  # The core has no dependencies; its pydantic and falcon plugins
+                  # are extras, and this project uses both.
+                  dependencies = [
+                    final.pydantic
+                    final.falcon
+                  ];
+                  doCheck = false; # the sdist ships no tests
+                  pythonImportsCheck = [ "spectree" ];
+                  meta = {
+                    description = "OpenAPI document and validation from Python annotations";
+                    homepage = "https://github.com/0b01001001/spectree";
+                    license = lib.licenses.asl20;
+                  };
+                }
+              );
             };
           };
         in
@@ -139,10 +175,7 @@
           inherit version src;
           pyproject = true;
 
-          build-system = [
-            ps.setuptools
-            ps.wheel # listed in pyproject's build-system.requires
-          ];
+          build-system = [ ps.setuptools ]; # pyproject's build-system.requires
           dependencies = runtimeDeps ps;
 
           nativeCheckInputs = [ ps.pytestCheckHook ] ++ testDeps ps;
@@ -192,6 +225,7 @@
         pkgs: pkg:
         pkgs.writeShellApplication {
           name = "service-foundation-run";
+          runtimeInputs = [ pkgs.coreutils ]; # dirname, mkdir
           text = ''
             if [ "$#" -eq 0 ]; then
               set -- serve
@@ -323,6 +357,11 @@
               env
               pkgs.ruff
               pkgs.sqlite
+              # The PostgreSQL engine: initdb/pg_ctl for tests/pg.py and
+              # makemigration's throwaway server, pg_dump for `backup`.
+              pkgs.postgresql
+              pkgs.util-linux # taskset (bench), runuser (PostgreSQL as root)
+              pkgs.wrk # bench
             ];
             # Run the tree in place: `python -m service serve`, pytest, mypy and
             # lint-imports all import service/ and db/ from the checkout.
@@ -355,9 +394,11 @@
           package = self.packages.${system}.default;
           # The image's build script evaluates and its layers are assembled.
           image = self.packages.${system}.image;
+          # As strict as CI (.ci/run): the lints and the formatting.
           ruff = pkgs.runCommand "service-foundation-ruff" { nativeBuildInputs = [ pkgs.ruff ]; } ''
             cd ${lintSrc}
             ruff check --no-cache .
+            ruff format --no-cache --check service db tests bench
             touch $out
           '';
         }

@@ -94,6 +94,12 @@ class Connections(threading.local):
             conn = self.conn = open_connection(self.path)
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection, if it opened one."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
 
 class Health:
     """GET /healthz: liveness, no database."""
@@ -234,6 +240,13 @@ class Messages:
 
 def create_app(path: Path) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the baseline WSGI app on the database file at path."""
+    return open_app(path)[0]
+
+
+def open_app(
+    path: Path,
+) -> tuple[falcon.App[falcon.Request, falcon.Response], Connections]:
+    """The app and its connections (close() closes this thread's one)."""
     conns = Connections(path)
     app = falcon.App()
     app.add_route("/healthz", Health())
@@ -241,7 +254,7 @@ def create_app(path: Path) -> falcon.App[falcon.Request, falcon.Response]:
     write_lock = threading.Lock()
     app.add_route("/v1/metadata/{key}", Metadata(conns, write_lock))
     app.add_route("/v1/conversations/{cid:int}/messages", Messages(conns, write_lock))
-    return app
+    return app, conns
 
 
 def _create(path: Path) -> falcon.App[falcon.Request, falcon.Response]:

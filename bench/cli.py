@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from {','.join(load.STACKS)} (default all)",
     )
     p.add_argument(
+        "--engine",
+        choices=load.ENGINES,
+        default="sqlite",
+        help="postgres: also run the service on a PostgreSQL server of its own "
+        "(stack service-pg, no targets) beside the service on SQLite; the "
+        "baseline and obvious Pony stay on SQLite (default sqlite)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=8,
@@ -141,6 +149,7 @@ def _resolve(args: argparse.Namespace) -> load.Options:
         log_level=args.log_level,
         baseline_only=args.baseline_only,
         stacks=args.stacks,
+        engine=args.engine,
     )
 
 
@@ -154,7 +163,15 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     opts = _resolve(args)
     reps = args.startup_reps or (1 if args.quick else 3)
-    needs_service = {"service", "obvious"} & set(opts.stacks)
+    if opts.baseline_only and opts.engine == "postgres":
+        print(
+            "--engine postgres measures the service: not with --baseline-only",
+            file=sys.stderr,
+        )
+        return 2
+    needs_service = {"service", "obvious"} & set(
+        opts.stacks
+    ) or opts.engine == "postgres"
     if not opts.baseline_only and needs_service and not service_available():
         print(
             "python -m service is not there yet; use --baseline-only to test the"
@@ -202,6 +219,15 @@ def run(argv: list[str]) -> int:
                 f" {opts.threads} server threads; {summary.targets_line()}"
             )
             print(report.load_table(rows))
+            beside = report.engine_table(rows)
+            if beside:
+                print()
+                print(
+                    "the service on PostgreSQL beside the service on SQLite (no"
+                    " targets for PostgreSQL; cpu: ms per request of the service"
+                    " process, and of the PostgreSQL server pinned to its core)"
+                )
+                print(beside)
             for note in results["load"]["notes"]:
                 print("note:", note)
             missed = report.misses(rows)

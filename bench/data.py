@@ -6,6 +6,7 @@ import hashlib
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from bench.baseline import utc_now
 
@@ -26,62 +27,80 @@ def key_name(i: int) -> str:
     return f"key-{i:05d}"
 
 
-def prefill(path: Path, count: int = KEYS) -> None:
-    """Insert count keys straight into app_metadata of an existing schema."""
-    now = utc_now()
+# (table, columns, rows) in foreign-key order; every engine gets these rows.
+Rows = list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]
+
+
+def metadata_rows(now: str, count: int = KEYS) -> Rows:
+    """The pre-filled keys of app_metadata."""
+    return [
+        (
+            "app_metadata",
+            ("key", "value", "updated_at"),
+            [(key_name(i), VALUE, now) for i in range(count)],
+        )
+    ]
+
+
+def messaging_rows(now: str, messages: int = MESSAGES) -> Rows:
+    """The bench user, its token hash, a conversation, its membership and messages."""
+    digest = hashlib.sha256(BENCH_TOKEN.encode()).digest()
+    return [
+        (
+            "users",
+            ("id", "handle", "display_name", "created_at"),
+            [(1, "bench", "Bench", now)],
+        ),
+        (
+            "api_tokens",
+            ("user_id", "token_hash", "created_at", "last_used_at"),
+            [(1, digest, now, None)],
+        ),
+        (
+            "conversations",
+            ("id", "title", "created_by", "created_at", "last_message_at"),
+            [(CONVERSATION_ID, "bench", 1, now, now)],
+        ),
+        (
+            "memberships",
+            ("conversation_id", "user_id", "joined_at"),
+            [(CONVERSATION_ID, 1, now)],
+        ),
+        (
+            "messages",
+            ("conversation_id", "author_id", "body", "created_at"),
+            [
+                (CONVERSATION_ID, 1, f"message {i} with a few words of text", now)
+                for i in range(messages)
+            ],
+        ),
+    ]
+
+
+def _insert_sqlite(path: Path, rows: Rows) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO app_metadata (key, value, updated_at) VALUES (?, ?, ?)",
-            ((key_name(i), VALUE, now) for i in range(count)),
-        )
+        for table, columns, values in rows:
+            marks = ", ".join("?" for _ in columns)
+            conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values
+            )
         conn.execute("COMMIT")
-        # Leave no WAL behind so both stacks start from the same file state.
+        # Leave no WAL behind so every stack starts from the same file state.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def prefill(path: Path, count: int = KEYS) -> None:
+    """Insert count keys straight into app_metadata of an existing schema."""
+    _insert_sqlite(path, metadata_rows(utc_now(), count))
 
 
 def prefill_messaging(path: Path, messages: int = MESSAGES) -> None:
     """Insert the bench user, its token hash, a conversation and its messages."""
-    now = utc_now()
-    digest = hashlib.sha256(BENCH_TOKEN.encode()).digest()
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO users (id, handle, display_name, created_at) "
-            "VALUES (1, 'bench', 'Bench', ?)",
-            (now,),
-        )
-        conn.execute(
-            "INSERT INTO api_tokens (user_id, token_hash, created_at, last_used_at) "
-            "VALUES (1, ?, ?, NULL)",
-            (digest, now),
-        )
-        conn.execute(
-            "INSERT INTO conversations (id, title, created_by, created_at, "
-            "last_message_at) VALUES (?, 'bench', 1, ?, ?)",
-            (CONVERSATION_ID, now, now),
-        )
-        conn.execute(
-            "INSERT INTO memberships (conversation_id, user_id, joined_at) "
-            "VALUES (?, 1, ?)",
-            (CONVERSATION_ID, now),
-        )
-        conn.executemany(
-            "INSERT INTO messages (conversation_id, author_id, body, created_at) "
-            "VALUES (?, 1, ?, ?)",
-            (
-                (CONVERSATION_ID, f"message {i} with a few words of text", now)
-                for i in range(messages)
-            ),
-        )
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+    _insert_sqlite(path, messaging_rows(utc_now(), messages))
 
 
 def table_shape(
@@ -97,8 +116,10 @@ def table_shape(
 
 
 def first_migration() -> Path | None:
-    """Return the repository's 0001 migration file, if it exists yet."""
-    found = sorted(MIGRATIONS.glob("0001_*.sql"))
+    """Return the repository's 0001 migration for SQLite (shared or .sqlite.sql half)."""
+    found = sorted(
+        p for p in MIGRATIONS.glob("0001_*.sql") if not p.name.endswith(".postgres.sql")
+    )
     return found[0] if found else None
 
 
@@ -122,7 +143,10 @@ def make_migrations(folder: Path, count: int) -> list[str]:
     sep, suffix = _file_name_pattern()
     folder.mkdir(parents=True, exist_ok=True)
     scripts = [first.read_text()]
-    (folder / first.name).write_text(scripts[0])
+    # As one shared file: a lone .sqlite.sql half, without its PostgreSQL
+    # half, is refused; the timings are SQLite's.
+    shared = first.name.removesuffix(".sqlite.sql").removesuffix(".sql") + ".sql"
+    (folder / shared).write_text(scripts[0])
     for n in range(2, count + 1):
         sql = f"CREATE TABLE t{n:04d} (id INTEGER PRIMARY KEY);\n"
         (folder / f"{n:04d}{sep}t{n:04d}{suffix}").write_text(sql)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import data, probes, procs, summary, wrk
+from bench import postgres as pg
 from bench.baseline import init_db
 
-# Every stack the harness knows, in the table's order, with the role it
-# plays in the ratios (see summary.summarize).
+# Every stack --stacks can name, in the table's order, with the role it
+# plays in the ratios (see summary.summarize). --engine postgres adds
+# pg.STACK (the service on PostgreSQL, role "postgres") after the service.
 STACKS = ("service", "baseline", "obvious")
+ENGINES = ("sqlite", "postgres")
 
 
 @dataclass
@@ -28,6 +33,14 @@ class Options:
     log_level: str = "INFO"
     baseline_only: bool = False
     stacks: tuple[str, ...] = STACKS
+    engine: str = "sqlite"
+
+    def all_stacks(self) -> tuple[str, ...]:
+        """The stacks to run: --stacks, and the service on PostgreSQL if asked for."""
+        if self.engine != "postgres":
+            return self.stacks
+        at = self.stacks.index("service") + 1 if "service" in self.stacks else 0
+        return (*self.stacks[:at], pg.STACK, *self.stacks[at:])
 
 
 @dataclass
@@ -37,8 +50,10 @@ class Stack:
     name: str
     role: str
     server: procs.Server
-    db: Path
+    db: Path | str  # an SQLite file, or the URL of a PostgreSQL database
     runs: list[dict[str, Any]] = field(default_factory=list)
+    # CPU seconds of a database server outside the server process, if any.
+    db_cpu: Callable[[], float | None] | None = None
 
 
 def prepare_migrated_db(db: Path, core: int | None = None) -> None:
@@ -82,6 +97,7 @@ def measure(
     """Run wrk once against stack and record the result with server stats."""
     pid = stack.server.pid
     cpu_before = procs.cpu_seconds(pid)
+    db_before = stack.db_cpu() if stack.db_cpu else None
     result = wrk.run(
         wrk_path,
         stack.server.port,
@@ -91,6 +107,7 @@ def measure(
         core=client_core,
     )
     cpu_after = procs.cpu_seconds(pid)
+    db_after = stack.db_cpu() if stack.db_cpu else None
     if stack.server.proc.poll() is not None:
         raise RuntimeError(
             f"{stack.name} died during {workload}/{connections}:\n"
@@ -100,6 +117,9 @@ def measure(
         cpu_after - cpu_before
         if cpu_after is not None and cpu_before is not None
         else None
+    )
+    db_cpu = (
+        db_after - db_before if db_after is not None and db_before is not None else None
     )
     run = {
         "stack": stack.name,
@@ -113,6 +133,11 @@ def measure(
             if cpu is not None and result.requests
             else None
         ),
+        "db_cpu_ms_per_req": (
+            db_cpu * 1000 / result.requests
+            if db_cpu is not None and result.requests
+            else None
+        ),
         "rss_peak_kb": procs.proc_status(pid, "VmHWM"),
         "rss_kb": procs.proc_status(pid, "VmRSS"),
     }
@@ -121,12 +146,17 @@ def measure(
 
 
 def start_stacks(
-    stacks: list[Stack], opts: Options, tmp: Path, server_core: int | None
+    stacks: list[Stack],
+    opts: Options,
+    tmp: Path,
+    server_core: int | None,
+    pg_server: pg.PostgresServer | None = None,
 ) -> list[str]:
     """Prepare each stack's database, start its server; return notes.
 
     Each server is appended to stacks as it starts, so the caller stops it
-    even when a later one fails.
+    even when a later one fails. pg_server, running, is where the service
+    on PostgreSQL (--engine postgres) gets its database.
     """
     notes: list[str] = []
     if opts.baseline_only:
@@ -153,8 +183,20 @@ def start_stacks(
     if "baseline" in dbs:
         others = {n: db for n, db in dbs.items() if n != "baseline"}
         notes += probes.check_shapes(dbs["baseline"], others) + data.pragma_drift()
-    for name, db in dbs.items():
+    for name in opts.all_stacks():
         log = tmp / f"{name}.log"
+        if name == pg.STACK:
+            if pg_server is None:
+                raise RuntimeError(f"{pg.STACK} needs a PostgreSQL server")
+            url = pg.prepare(pg_server, server_core)
+            notes.append(pg.describe(url, server_core))
+            server = procs.start_service(
+                url, opts.threads, opts.log_level, log, server_core, name=name
+            )
+            db_cpu = functools.partial(pg.server_cpu_seconds, pg_server)
+            stacks.append(Stack(name, "postgres", server, url, db_cpu=db_cpu))
+            continue
+        db = dbs[name]
         if name == "service":
             server = procs.start_service(
                 db, opts.threads, opts.log_level, log, server_core
@@ -199,8 +241,11 @@ def run_load(
     scripts = wrk.write_scripts(tmp)
     stacks: list[Stack] = []
     notes: list[str] = []
+    pg_server = None
     try:
-        notes = start_stacks(stacks, opts, tmp, server_core)
+        if pg.STACK in opts.all_stacks():
+            pg_server = pg.start_server(server_core)
+        notes = start_stacks(stacks, opts, tmp, server_core, pg_server)
         for stack in stacks:
             stack.server.wait_ready()
         shapes = {s.name: probes.check_api(s.name, s.server) for s in stacks}
@@ -232,6 +277,8 @@ def run_load(
         elapsed = time.perf_counter() - started
     finally:
         exit_codes = {s.name: s.server.stop() for s in stacks}
+        if pg_server is not None:
+            pg_server.stop()
     for name, code in exit_codes.items():
         if code not in (0, None):
             notes.append(f"{name} exited with {code} on SIGTERM (expected 0)")

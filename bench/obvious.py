@@ -52,7 +52,7 @@ def pragmas() -> tuple[str, ...]:
     return tuple(connection_pragmas())
 
 
-def connect(path: Path) -> dict[str, Any]:
+def connect(path: Path) -> tuple[orm.Database, dict[str, Any]]:
     """Define the entities on a new Database, bind it to path and map it."""
     db = orm.Database()
 
@@ -66,7 +66,7 @@ def connect(path: Path) -> dict[str, Any]:
     entities = define_entities(db)
     db.bind(provider="sqlite", filename=str(path.resolve()), create_db=False)
     db.generate_mapping(create_tables=False)
-    return entities
+    return db, entities
 
 
 def utc_now() -> datetime:
@@ -231,13 +231,20 @@ class Messages:
 
 def create_app(path: Path) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the obvious-Pony WSGI app on a migrated database at path."""
-    entities = connect(path)
+    return open_app(path)[0]
+
+
+def open_app(
+    path: Path,
+) -> tuple[falcon.App[falcon.Request, falcon.Response], orm.Database]:
+    """The app and its Database (db.disconnect() closes this thread's connection)."""
+    db, entities = connect(path)
     app = falcon.App(middleware=[PonySession()])
     app.add_route("/healthz", Health())
     app.add_route("/readyz", Ready(entities))
     app.add_route("/v1/metadata/{key}", Metadata(entities))
     app.add_route("/v1/conversations/{cid:int}/messages", Messages(entities))
-    return app
+    return app, db
 
 
 if __name__ == "__main__":

@@ -205,6 +205,16 @@ def service_env(db: Path, port: int, threads: int, log_level: str) -> dict[str, 
     }
 
 
+def service_env_url(
+    url: str, port: int, threads: int, log_level: str
+) -> dict[str, str]:
+    """Return the SERVICE_* environment for one service process on PostgreSQL."""
+    env = service_env(Path(), port, threads, log_level)
+    del env["SERVICE_DATABASE_PATH"]
+    env["SERVICE_DATABASE_URL"] = url
+    return env
+
+
 def bench_server_cmd(module: str, db: Path, port: int, threads: int) -> list[str]:
     """Return the command line of a bench-only server (bench.baseline, bench.obvious)."""
     return [
@@ -221,15 +231,25 @@ def bench_server_cmd(module: str, db: Path, port: int, threads: int) -> list[str
 
 
 def start_service(
-    db: Path, threads: int, log_level: str, log_path: Path, core: int | None
+    db: Path | str,
+    threads: int,
+    log_level: str,
+    log_path: Path,
+    core: int | None,
+    name: str = "service",
 ) -> Server:
-    """Start `python -m service serve` on db."""
+    """Start `python -m service serve` on db (an SQLite file or a PostgreSQL URL)."""
     port = free_port()
+    env = (
+        service_env_url(db, port, threads, log_level)
+        if isinstance(db, str)
+        else service_env(db, port, threads, log_level)
+    )
     return start(
-        "service",
+        name,
         service_cmd("serve"),
         port=port,
-        env=service_env(db, port, threads, log_level),
+        env=env,
         log_path=log_path,
         core=core,
     )

@@ -9,7 +9,12 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def table(headers: list[str], rows: list[list[str]], text_columns: int = 3) -> str:
+def table(
+    headers: list[str],
+    rows: list[list[str]],
+    text_columns: int = 3,
+    last_is_text: bool = True,
+) -> str:
     """Render rows under headers: text columns, then numbers right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
@@ -17,7 +22,7 @@ def table(headers: list[str], rows: list[list[str]], text_columns: int = 3) -> s
         out = []
         for i, cell in enumerate(cells):
             # The last column (the verdict) is text too, in the wide table.
-            is_last_text = i == len(cells) - 1 and i > text_columns
+            is_last_text = last_is_text and i == len(cells) - 1 and i > text_columns
             left = i < text_columns or is_last_text
             out.append(cell.ljust(widths[i]) if left else cell.rjust(widths[i]))
         return "  ".join(out).rstrip()
@@ -67,6 +72,53 @@ def load_table(rows: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     return table(headers, body)
+
+
+def engine_table(rows: list[dict[str, Any]]) -> str:
+    """The service on PostgreSQL beside the service on SQLite, per workload.
+
+    cpu columns: the service process per request; on PostgreSQL also the
+    server's processes (postmaster and backends), pinned to the same core.
+    """
+    by_key = {(r["workload"], r["connections"], r["stack"]): r for r in rows}
+    body = []
+    for row in rows:
+        if row.get("vs_sqlite") is None and row.get("verdict") != "no target":
+            continue
+        sqlite = by_key.get((row["workload"], row["connections"], "service"))
+        if sqlite is None:
+            continue
+        body.append(
+            [
+                row["workload"],
+                str(row["connections"]),
+                _fmt(sqlite["rps"], ".0f"),
+                _fmt(row["rps"], ".0f"),
+                _fmt(row.get("vs_sqlite"), ".2f"),
+                _fmt(sqlite["p99_ms"], ".2f"),
+                _fmt(row["p99_ms"], ".2f"),
+                _fmt(row.get("p99_vs_sqlite"), ".2f"),
+                f"{sqlite['errors']}/{row['errors']}",
+                _fmt(sqlite["cpu_ms_per_req"], ".3f"),
+                _fmt(row["cpu_ms_per_req"], ".3f"),
+                _fmt(row.get("db_cpu_ms_per_req"), ".3f"),
+            ]
+        )
+    headers = [
+        "workload",
+        "conns",
+        "sqlite req/s",
+        "pg req/s",
+        "pg/sqlite",
+        "sqlite p99",
+        "pg p99",
+        "p99 pg/sqlite",
+        "errors sqlite/pg",
+        "sqlite cpu",
+        "pg svc cpu",
+        "pg db cpu",
+    ]
+    return table(headers, body, text_columns=2, last_is_text=False) if body else ""
 
 
 def timing_table(title: str, medians: dict[str, float]) -> str:

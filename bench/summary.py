@@ -36,6 +36,9 @@ def _row(stack: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         for r in runs
         if r["server_cpu_ms_per_req"] is not None
     ]
+    db_cpus = [
+        r["db_cpu_ms_per_req"] for r in runs if r.get("db_cpu_ms_per_req") is not None
+    ]
     return {
         "workload": runs[0]["workload"],
         "connections": runs[0]["connections"],
@@ -49,6 +52,8 @@ def _row(stack: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in runs),
         "rss_peak_kb": max(r["rss_peak_kb"] or 0 for r in runs),
         "cpu_ms_per_req": statistics.median(cpus) if cpus else None,
+        # A database server's own processes (PostgreSQL), when there is one.
+        "db_cpu_ms_per_req": statistics.median(db_cpus) if db_cpus else None,
     }
 
 
@@ -98,10 +103,13 @@ def summarize(
 ) -> list[dict[str, Any]]:
     """One row per workload, connection count and stack, in roles' order.
 
-    roles maps each stack's name to "service", "baseline" or "obvious".
-    The service's row carries the verdict; the service's and the obvious
-    stack's rows carry their ratios to the baseline; the service's row also
-    its req/s over the obvious stack's (vs_obvious).
+    roles maps each stack's name to "service", "baseline", "obvious" or
+    "postgres" (the service on PostgreSQL). The service's row carries the
+    verdict; the service's, the obvious and the postgres stack's rows carry
+    their ratios to the baseline; the service's row also its req/s over
+    the obvious stack's (vs_obvious). The postgres row has no target: its
+    verdict says so, and vs_sqlite and p99_vs_sqlite put it beside the
+    service on SQLite.
     """
     rows = []
     for workload in workloads:
@@ -121,10 +129,16 @@ def summarize(
             svc = by_role.get("service")
             base = by_role.get("baseline")
             obv = by_role.get("obvious")
+            on_pg = by_role.get("postgres")
             if base is not None:
-                for row in (svc, obv):
+                for row in (svc, obv, on_pg):
                     if row is not None:
                         _against_baseline(row, base)
+            if on_pg is not None:
+                on_pg["verdict"] = "no target"
+                if svc is not None:
+                    on_pg["vs_sqlite"] = _ratio(on_pg["rps"], svc["rps"])
+                    on_pg["p99_vs_sqlite"] = _ratio(on_pg["p99_ms"], svc["p99_ms"])
             if svc is not None:
                 if obv is not None:
                     svc["vs_obvious"] = _ratio(svc["rps"], obv["rps"])

@@ -48,7 +48,11 @@ def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[s
     engine = SqliteEngine(scratch)
     engine.migrate(migrations, "apply")
     connections = Connections()
-    orm_db = _orm(engine, connections)
+    try:
+        orm_db = _orm(engine, connections)
+    except BaseException:
+        connections.close_all()  # whatever bind() opened before it failed
+        raise
     try:
         engine.check_schema(orm_db)
     except SchemaMismatchError as ex:
@@ -181,7 +185,11 @@ def open_database(
     migrations = migrations_module.discover(migrations_source, engine.dialect.name)
     engine.migrate(migrations, migrate)
     connections = Connections()
-    orm_db = _orm(engine, connections)
+    try:
+        orm_db = _orm(engine, connections)
+    except BaseException:
+        connections.close_all()  # whatever bind() opened before it failed
+        raise
     try:
         engine.check_schema(orm_db)
         engine.started(orm_db)

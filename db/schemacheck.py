@@ -23,14 +23,14 @@ from db.migrations.runner import migrate
 from db.migrations.scratch import scratch_like
 from db.schema.compare import compare as compare
 from db.schema.model import Schema
-from db.schema.pony_ddl import DefineEntities
+from db.schema.pony_ddl import DefineEntities, create_script
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
 
 def _sqlite_schemas(
     orm_db: orm.Database, target: SqliteTarget
 ) -> tuple[Schema, Schema]:
-    expected = sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
+    expected = sqlite_schema.schema_of_script(create_script(orm_db))
     con = sqlite.connect(target.path)
     try:
         actual = sqlite_schema.read_schema(con)
@@ -42,7 +42,7 @@ def _sqlite_schemas(
 def _postgres_schemas(
     orm_db: orm.Database, target: PostgresTarget
 ) -> tuple[Schema, Schema]:
-    script = orm_db.schema.generate_create_script()
+    script = create_script(orm_db)
     con = pg_lock.connect(target, "schema check")
     try:
         expected = postgres_schema.schema_of_script(con, sqltext.split_postgres(script))

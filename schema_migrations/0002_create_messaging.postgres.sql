@@ -1,18 +1,19 @@
 -- 0002_create_messaging: the PostgreSQL half, Pony's DDL for the postgres
 -- provider for the same entities as 0002_create_messaging.sqlite.sql
--- (TIMESTAMP, BYTEA; foreign keys as named constraints). Pony 0.7.20 writes
--- SERIAL for every auto key, size=64 or not, and BIGINT for the foreign keys
--- to them: this is what it maps, so this is what the schema check expects.
+-- (TIMESTAMP, BYTEA; foreign keys as named constraints), with one correction
+-- (db/schema/pony_ddl.py): Pony 0.7.20 writes SERIAL for every auto key, even
+-- size=64 ones whose foreign keys it makes BIGINT; these ids are BIGSERIAL,
+-- 64-bit as on SQLite.
 
 CREATE TABLE "users" (
-  "id" SERIAL PRIMARY KEY,
+  "id" BIGSERIAL PRIMARY KEY,
   "handle" VARCHAR(32) UNIQUE NOT NULL,
   "display_name" VARCHAR(100) NOT NULL,
   "created_at" TIMESTAMP NOT NULL
 );
 
 CREATE TABLE "api_tokens" (
-  "id" SERIAL PRIMARY KEY,
+  "id" BIGSERIAL PRIMARY KEY,
   "user_id" BIGINT NOT NULL,
   "token_hash" BYTEA UNIQUE NOT NULL,
   "created_at" TIMESTAMP NOT NULL,
@@ -25,7 +26,7 @@ CREATE INDEX "ix_api_tokens_user" ON "api_tokens" ("user_id");
 ALTER TABLE "api_tokens" ADD CONSTRAINT "fk_api_tokens__user_id" FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE;
 
 CREATE TABLE "conversations" (
-  "id" SERIAL PRIMARY KEY,
+  "id" BIGSERIAL PRIMARY KEY,
   "title" VARCHAR(200) NOT NULL,
   "created_by" BIGINT NOT NULL,
   "created_at" TIMESTAMP NOT NULL,
@@ -50,7 +51,7 @@ ALTER TABLE "memberships" ADD CONSTRAINT "fk_memberships__conversation_id" FOREI
 ALTER TABLE "memberships" ADD CONSTRAINT "fk_memberships__user_id" FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE;
 
 CREATE TABLE "messages" (
-  "id" SERIAL PRIMARY KEY,
+  "id" BIGSERIAL PRIMARY KEY,
   "conversation_id" BIGINT NOT NULL,
   "author_id" BIGINT NOT NULL,
   "body" TEXT NOT NULL,

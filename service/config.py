@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.target import POSTGRES_SCHEMES, DatabaseTarget, PostgresTarget, SqliteTarget
 
 ENV_PREFIX = "SERVICE_"
+IMAGE_DEFAULT_PATH = "SERVICE_DEFAULT_DATABASE_PATH"
 MIN_ADMIN_TOKEN_LENGTH = 16
 
 
@@ -23,7 +25,13 @@ class Settings(BaseSettings):
     )
 
     database_path: Path = Field(
-        Path("var/service.sqlite3"),
+        default_factory=lambda: Path(
+            # An image's own default (the Dockerfile's /data/service.sqlite3):
+            # unlike SERVICE_DATABASE_PATH it does not count as "set", so
+            # SERVICE_DATABASE_URL alone switches the image to PostgreSQL.
+            os.environ.get(IMAGE_DEFAULT_PATH) or "var/service.sqlite3"
+        ),
+        validate_default=True,
         description="SQLite file; relative paths are taken from the working directory",
     )
     database_url: SecretStr | None = Field(

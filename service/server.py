@@ -44,6 +44,7 @@ class Server:
         **adjustments: Any,
     ) -> None:
         self._stop = threading.Event()
+        self._stop_reason = "stop requested"
         self._shutdown_timeout = shutdown_timeout
         if "channel_timeout" in adjustments:
             # waitress looks for idle channels only every cleanup_interval
@@ -72,10 +73,11 @@ class Server:
         """The first address the server listens on."""
         return self.urls[0]
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop requested") -> None:
         """Ask run() to drain and return; safe from a signal handler, repeatable."""
         if self._stop.is_set():
             return  # a second SIGTERM while draining changes nothing
+        self._stop_reason = reason
         self._stop.set()
         # Wake the poll loop now; once it closed its trigger it is stopping anyway.
         with contextlib.suppress(OSError):
@@ -86,6 +88,8 @@ class Server:
         listening = self._listening
         while not self._stop.is_set():
             listening.poll_once(LOOP_TIMEOUT)
+        # Logged here, not in the signal handler: see StopSignals._handle.
+        log.info("%s; draining", self._stop_reason)
         listening.stop_accepting()
         deadline = time.monotonic() + self._shutdown_timeout
         while True:
@@ -123,7 +127,7 @@ class StopSignals:
     """
 
     def __init__(self) -> None:
-        self._stop: Callable[[], None] | None = None
+        self._stop: Callable[[str], None] | None = None
         self._interrupted = False
 
     def install(self) -> None:
@@ -131,7 +135,7 @@ class StopSignals:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
 
-    def serving(self, stop: Callable[[], None]) -> None:
+    def serving(self, stop: Callable[[str], None]) -> None:
         """From now on a stop signal drains the server instead of interrupting."""
         self._stop = stop
 
@@ -141,5 +145,6 @@ class StopSignals:
                 return  # already unwinding: let the first one finish cleanly
             self._interrupted = True
             raise StartupInterruptedError(signum)
-        log.info("received %s; draining", signal.Signals(signum).name)
-        self._stop()
+        # Nothing is written here: a signal that interrupts a write to stderr runs
+        # this handler inside that write, and writing again raises "reentrant call".
+        self._stop(f"received {signal.Signals(signum).name}")

@@ -34,33 +34,12 @@ needs_postgres_binaries = pytest.mark.skipif(
     find_bindir() is None and os.environ.get("SERVICE_REQUIRE_POSTGRES") != "1",
     reason="PostgreSQL server binaries not found (apt-get install postgresql)",
 )
-# PostgreSQL halves the tests use until schema_migrations/ ships its own.
-PG_STAND_IN = Path(__file__).resolve().parent / "pg_stand_in"
-
-
-def stand_ins() -> list[Path]:
-    """The tests/pg_stand_in/ halves of versions schema_migrations/ ships none for."""
-    return [
-        file
-        for file in sorted(PG_STAND_IN.glob("*.postgres.sql"))
-        if not [
-            p
-            for p in MIGRATIONS.glob(f"{file.name[:4]}_*.sql")
-            if not p.name.endswith(".sqlite.sql")
-        ]
-    ]
 
 
 def copy_migrations(target: Path, extra: dict[str, str] | None = None) -> Path:
-    """Copy the project's migration files to target and add extra files.
-
-    A stand-in from tests/pg_stand_in/ fills in a version's .postgres.sql
-    half only while schema_migrations/ has none of its own.
-    """
+    """Copy the project's migration files to target and add extra files."""
     target.mkdir(parents=True, exist_ok=True)
     for file in MIGRATIONS.glob("*.sql"):
-        shutil.copy(file, target / file.name)
-    for file in stand_ins():
         shutil.copy(file, target / file.name)
     for name, sql in (extra or {}).items():
         (target / name).write_text(sql)
@@ -173,6 +152,7 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
         line = process.stderr.readline()
         if not line:
             process.wait(timeout=5)
+            process.stderr.close()
             raise RuntimeError(
                 f"serve exited with {process.returncode}: {served.lines}"
             )
@@ -183,6 +163,8 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
             _drain_in_background(served)
             return served
     process.kill()
+    process.wait(timeout=10)
+    process.stderr.close()
     raise RuntimeError(f"serve did not become ready in {timeout} s: {served.lines}")
 
 

@@ -47,7 +47,7 @@ class Engine:
 
     def discover(self, folder: Path) -> list[Migration]:
         """The folder's files for this engine."""
-        return m.discover(folder, self.dialect)  # type: ignore[arg-type]
+        return m.discover(folder, self.dialect)
 
     def migrate(self, folder: Path, **options: Any) -> SchemaState:
         """Run the runner on this database with the folder's files."""

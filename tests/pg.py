@@ -25,6 +25,8 @@ import psycopg2
 from psycopg2 import sql
 
 SUPERUSER = "postgres"
+# A test server: durability against an OS crash is not under test.
+TEST_SETTINGS = {"fsync": "off", "full_page_writes": "off"}
 
 
 def find_bindir() -> Path | None:
@@ -50,20 +52,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_server_user(command: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return command
-    # runuser is in /usr/sbin, which a minimal PATH (the walkthrough's) leaves out.
-    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
-    return [runuser or "runuser", "-u", SUPERUSER, "--", *command]
+def _as_server_user(command: list[str], core: int | None = None) -> list[str]:
+    if os.geteuid() == 0:
+        # runuser is in /usr/sbin, which a minimal PATH (the walkthrough's) leaves out.
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+        command = [runuser or "runuser", "-u", SUPERUSER, "--", *command]
+    # taskset execs; pg_ctl's postmaster and every backend it forks inherit the CPU.
+    return command if core is None else ["taskset", "-c", str(core), *command]
 
 
 @dataclass
 class PostgresServer:
-    """One running server; stop() removes it and its folder."""
+    """One running server; stop() removes it and its folder.
+
+    settings are the server's -c options (the test defaults turn fsync
+    off); core pins the server, backends included, to one CPU.
+    """
 
     bindir: Path
     max_connections: int = 300
+    settings: dict[str, str] = field(default_factory=lambda: dict(TEST_SETTINGS))
+    core: int | None = None
     folder: Path = field(init=False)
     port: int = field(init=False)
     password: str = field(init=False)
@@ -105,9 +114,7 @@ class PostgresServer:
                 f"-k {self.folder}",
                 "-c listen_addresses=127.0.0.1",
                 f"-c max_connections={self.max_connections}",
-                # A test server: durability against an OS crash is not under test.
-                "-c fsync=off",
-                "-c full_page_writes=off",
+                *(f"-c {name}={value}" for name, value in self.settings.items()),
             ]
         )
         subprocess.run(
@@ -124,7 +131,8 @@ class PostgresServer:
                     "-o",
                     options,
                     "start",
-                ]
+                ],
+                self.core,
             ),
             check=True,
             capture_output=True,
@@ -151,6 +159,10 @@ class PostgresServer:
             timeout=60,
         )
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children)."""
+        return int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
 
     def url(self, database: str = "postgres", *, password: bool = True) -> str:
         """A postgresql:// URL for database on this server, over TCP."""

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, data, load, obvious, summary
+import psycopg2
+import pytest
+
+from bench import baseline, data, load, obvious, probes, procs, report, summary
+from bench import postgres as pg
 from bench.micro import MESSAGES_PATH, call
+from tests.pg import find_bindir
 
 ROLES = {"service": "service", "baseline": "baseline", "obvious": "obvious"}
 
@@ -108,6 +114,116 @@ def test_obvious_pony_answers_like_the_baseline(tmp_path: Path) -> None:
     obvious_db, baseline_db = tmp_path / "obvious.sqlite3", tmp_path / "base.sqlite3"
     load.prepare_migrated_db(obvious_db)
     load.prepare_baseline_db(baseline_db)
-    expected = _answers(baseline.create_app(baseline_db))
-    assert _answers(obvious.create_app(obvious_db)) == expected
+    # Each app's connection belongs to this thread: closed here, not by the GC.
+    app, conns = baseline.open_app(baseline_db)
+    try:
+        expected = _answers(app)
+    finally:
+        conns.close()
+    app, pony_db = obvious.open_app(obvious_db)
+    try:
+        assert _answers(app) == expected
+    finally:
+        pony_db.disconnect()
     assert expected["post"][0] == "201 Created"
+
+
+def test_the_postgres_row_has_no_target_and_stands_beside_sqlite() -> None:
+    """--engine postgres: its row gets ratios and "no target", never a miss."""
+    roles = {**ROLES, "service-pg": "postgres"}
+    runs = [
+        _run("service", "put", 800),
+        _run("service-pg", "put", 200, p99=40.0),  # would miss every floor
+        _run("baseline", "put", 1000),
+        _run("obvious", "put", 500),
+    ]
+    rows = {r["stack"]: r for r in summary.summarize(runs, roles, ("put",), (16,))}
+
+    on_pg = rows["service-pg"]
+    assert on_pg["verdict"] == "no target"
+    assert "misses" not in on_pg
+    assert on_pg["vs_sqlite"] == 0.25
+    assert on_pg["p99_vs_sqlite"] == 4.0
+    assert on_pg["rps_ratio"] == 0.2
+    assert report.misses(list(rows.values())) == []
+    beside = report.engine_table(list(rows.values())).splitlines()
+    assert beside[0].split()[:4] == ["workload", "conns", "sqlite", "req/s"]
+    assert beside[2].split()[:5] == ["put", "16", "800", "200", "0.25"]
+
+
+def test_engine_postgres_puts_its_stack_after_the_service() -> None:
+    """The service on PostgreSQL joins --stacks right after the service on SQLite."""
+    assert load.Options(engine="postgres").all_stacks() == (
+        "service",
+        "service-pg",
+        "baseline",
+        "obvious",
+    )
+    assert load.Options(engine="postgres", stacks=("baseline",)).all_stacks() == (
+        "service-pg",
+        "baseline",
+    )
+    assert load.Options().all_stacks() == load.STACKS
+
+
+@pytest.mark.slow
+def test_the_postgres_stack_is_pinned_filled_alike_and_answers(tmp_path: Path) -> None:
+    """Server and backends on the service's core; the SQLite rows; the probes pass."""
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    core = sorted(os.sched_getaffinity(0))[0]
+    server = pg.start_server(core)
+    service = None
+    try:
+        url = pg.prepare(server, core)
+        service = procs.start_service(url, 2, "WARNING", tmp_path / "log", core)
+        service.wait_ready()
+        shapes = probes.check_api("service-pg", service)
+        postmaster = server.postmaster_pid()
+        backends = [
+            int(p.name)
+            for p in Path("/proc").glob("[0-9]*")
+            if (p / "stat").exists()
+            and (p / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(postmaster)
+        ]
+        affinities = {pid: os.sched_getaffinity(pid) for pid in [postmaster, *backends]}
+        con = psycopg2.connect(url)
+        with con.cursor() as cur:
+            counts = {}
+            for table in (*probes.TABLES, "users", "conversations"):
+                cur.execute(f"SELECT count(*) FROM {table}")
+                counts[table] = cur.fetchone()[0]
+            cur.execute("SELECT current_setting('synchronous_commit')")
+            synchronous_commit = cur.fetchone()[0]
+        con.close()
+    finally:
+        if service is not None:
+            service.stop()
+        server.stop()
+
+    assert backends
+    assert set(map(frozenset, affinities.values())) == {frozenset({core})}
+    assert counts == {
+        "app_metadata": data.KEYS,
+        "messages": data.MESSAGES + 1,  # and the probe's post
+        "memberships": 1,
+        "api_tokens": 1,
+        "users": 1,
+        "conversations": 1,
+    }
+    assert synchronous_commit == "off"
+    assert shapes["get"] == ["key", "updated_at", "value"]
+    assert pg.server_cpu_seconds(server) is None  # stopped: nothing to count
+
+
+def test_the_migration_timing_folder_is_one_the_runner_accepts(tmp_path: Path) -> None:
+    """make_migrations writes the SQLite 0001 as a shared file plus one-table files."""
+    from db import migrate
+
+    scripts = data.make_migrations(tmp_path, 3)
+    found = migrate.discover(tmp_path, "sqlite")
+
+    assert [m.version for m in found] == [1, 2, 3]
+    sqlite_half = data.MIGRATIONS / "0001_create_app_metadata.sqlite.sql"
+    assert scripts[0] == sqlite_half.read_text()
+    assert (tmp_path / "0001_create_app_metadata.sql").read_text() == scripts[0]

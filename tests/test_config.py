@@ -162,3 +162,13 @@ def test_bad_admin_token_exits_2_without_echoing_it(
     assert expected in lines[0]
     assert "s3cret" not in result.stderr + result.stdout
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_an_images_default_path_yields_to_a_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """SERVICE_DEFAULT_DATABASE_PATH (the image's) is the SQLite default, not a setting."""
+    monkeypatch.setenv("SERVICE_DEFAULT_DATABASE_PATH", str(tmp_path / "image.sqlite3"))
+    assert load_settings().target.describe() == str(tmp_path / "image.sqlite3")
+    monkeypatch.setenv("SERVICE_DATABASE_URL", "postgresql://u:pw@h/d")
+    assert load_settings().target.dialect == "postgres"

@@ -72,19 +72,11 @@ def test_largest_id_is_a_normal_404(client: Client, ann: str) -> None:
 
 
 def test_message_ids_go_past_32_bits(
-    client: Client, ann: str, target: DatabaseTarget, request: pytest.FixtureRequest
+    client: Client, ann: str, target: DatabaseTarget
 ) -> None:
     """The message after id 2**31 - 1 is stored like any other: ids are 64-bit."""
     conversation = start(client, ann, [])
     if target.dialect == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="messages.id is SERIAL (32-bit) on PostgreSQL: Pony 0.7.20 "
-                "writes SERIAL PRIMARY KEY for PrimaryKey(int, size=64, auto=True), "
-                "and the shipped PostgreSQL halves kept it; the insert fails (500)",
-            )
-        )
         execute(
             target,
             "SELECT setval(pg_get_serial_sequence('messages', 'id'), 2147483647)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -25,11 +26,14 @@ def _seed(con: sqlite3.Connection) -> None:
 
 
 @pytest.fixture
-def con(db_path: Path) -> sqlite3.Connection:
-    """A connection to a migrated copy, foreign keys on."""
+def con(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to a migrated copy, foreign keys on; closed afterwards."""
     connection = seam.connect(db_path)
-    _seed(connection)
-    return connection
+    try:
+        _seed(connection)
+        yield connection
+    finally:
+        connection.close()
 
 
 @pytest.fixture

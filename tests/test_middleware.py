@@ -114,11 +114,22 @@ def no_session() -> bool:
     Pony's public disconnect() refuses to run inside one.
     """
     probe = orm.Database()
+    opened: list[sqlite3.Connection] = []
+
+    # Pony's disconnect() keeps an in-memory database's connection open (closing it
+    # would drop the database): close it here, not in the garbage collector.
+    @probe.on_connect(provider="sqlite")
+    def _keep(_db: orm.Database, connection: sqlite3.Connection) -> None:
+        opened.append(connection)
+
     probe.bind(provider="sqlite", filename=":memory:")
     try:
         probe.disconnect()
     except orm.TransactionError:
         return False
+    finally:
+        for connection in opened:
+            connection.close()
     return True
 
 

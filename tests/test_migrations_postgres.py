@@ -267,3 +267,21 @@ def test_failed_concurrent_index_is_rebuilt_by_the_next_run(
     m.migrate(target, m.discover(folder, "postgres"))
     assert history(pg_url) == [*SHIPPED, V2]
     assert query(pg_url, valid) == [(True,)]
+
+
+def test_open_database_on_postgres_runs_its_halves_and_checks_the_schema(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Start-up on PostgreSQL applies the .postgres.sql halves and its schema check passes."""
+    from db import open_database
+    from db.dialects.postgres_engine import PostgresEngine
+
+    folder = copy_migrations(tmp_path / "mig")
+    database = open_database(
+        engine=PostgresEngine(PostgresTarget(pg_url)), migrations_source=folder
+    )
+    database.close()
+    assert query(pg_url, "SELECT DISTINCT dialect FROM schema_migrations") == [
+        ("postgres",)
+    ]
+    assert history(pg_url) == SHIPPED

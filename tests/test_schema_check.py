@@ -79,6 +79,37 @@ def test_mismatch_stops_startup_naming_table_and_column(
     assert expected in str(caught.value)
 
 
+def _open_files_under(folder: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    names = []
+    for fd in fds.iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:  # closed while listing
+            continue
+        if target.is_relative_to(folder):
+            names.append(target.name)
+    return names
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_refused_startup_leaves_no_connection_open(tmp_path: Path) -> None:
+    """A schema mismatch closes the connection bind() opened, not the garbage collector."""
+    folder = folder_with_0001(
+        tmp_path,
+        "CREATE TABLE app_metadata (key TEXT NOT NULL PRIMARY KEY, value TEXT, "
+        "updated_at DATETIME NOT NULL);",
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(SchemaMismatchError) as caught:
+        open_database(data / "db.sqlite3", migrations_source=folder)
+    # The traceback keeps every frame of open_database alive, so an unclosed
+    # connection would still hold the file open here.
+    assert caught.value is not None
+    assert _open_files_under(data) == []
+
+
 def test_harmless_extras_are_accepted(tmp_path: Path) -> None:
     """Extra nullable columns, extra indexes and extra tables do not stop start-up."""
     folder = folder_with_0001(

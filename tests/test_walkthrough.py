@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, stand_ins
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +68,6 @@ def test_the_walkthrough_adds_tags_in_five_files(tmp_path: Path) -> None:
         if source.is_file():
             (project / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, project / name)
-    # Until schema_migrations/ ships every PostgreSQL half, the project gets the
-    # tests' stand-ins (makemigration plans both engines); then this copies nothing.
-    for half in stand_ins():
-        shutil.copy(half, project / "schema_migrations" / half.name)
     git(project, "init", "-q")
     git(project, "add", "-A")
     git(project, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "base")

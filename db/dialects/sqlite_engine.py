@@ -21,6 +21,7 @@ from db.dialects import (
 )
 from db.errors import SchemaMismatchError, StartupError, StorageError
 from db.migrate import Migration
+from db.schema.pony_ddl import create_script
 from db.session import SerialGate, WriteGate
 
 log = logging.getLogger("db.database")
@@ -72,7 +73,7 @@ class SqliteDialect:
 
 def expected_schema(orm_db: orm.Database) -> dict[str, sqlite_schema.Table]:
     """The schema Pony's own DDL creates for the mapped entities."""
-    return sqlite_schema.schema_of_script(orm_db.schema.generate_create_script())
+    return sqlite_schema.schema_of_script(create_script(orm_db))
 
 
 def check_schema(orm_db: orm.Database, path: Path) -> None:

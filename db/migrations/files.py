@@ -170,18 +170,23 @@ def catalog(source: Traversable | Path | None = None) -> list[VersionFiles]:
 
 
 def discover(
-    source: Traversable | Path | None = None, dialect: Dialect = "sqlite"
+    source: Traversable | Path | None = None, dialect: str = "sqlite"
 ) -> list[Migration]:
-    """Read the files that run on dialect, in version order."""
+    """Read the files that run on dialect ('sqlite' or 'postgres'), in version order."""
+    if dialect not in DIALECTS:
+        raise ValueError(
+            f"no migrations for the engine {dialect!r} (known: {DIALECTS})"
+        )
+    engine: Dialect = "postgres" if dialect == "postgres" else "sqlite"
     found: list[Migration] = []
     for group in catalog(source):
-        entry = group.file_for(dialect)
+        entry = group.file_for(engine)
         if entry is None:
             raise MigrationError(str(group.missing_half()))
-        file_dialect = None if None in group.files else dialect
+        file_dialect = None if None in group.files else engine
         found.append(
             read_migration(
-                group.version, entry.name, entry.read_bytes(), dialect, file_dialect
+                group.version, entry.name, entry.read_bytes(), engine, file_dialect
             )
         )
     return found

@@ -9,7 +9,13 @@ becomes NOT NULL). Used, and pinned by tests/test_pony_ddl.py:
   one column's DDL exactly as CREATE TABLE writes it;
 - Entity._attrs_ -> Attribute.columns, default, sql_default, is_collection:
   which attribute fills which column, and with what;
-- Attribute.converters[0].py2sql(value): the value as the provider stores it.
+- Attribute.converters[0].py2sql(value): the value as the provider stores it;
+- Column.is_pk, Column.converter.size: which columns are 64-bit auto keys.
+
+One correction of Pony's output: on PostgreSQL, Pony writes SERIAL (32-bit)
+for every auto key, size=64 or not, while the foreign keys to a 64-bit
+key are BIGINT. create_script() writes BIGSERIAL for those, so ids past
+2**31 fit on both engines (SQLite's INTEGER is 64-bit already).
 """
 
 from __future__ import annotations
@@ -50,10 +56,46 @@ def _default_of(attr: Any) -> ColumnDefault | None:
     return ColumnDefault(value=attr.converters[0].py2sql(default))
 
 
+def _wide_auto_keys(orm_db: orm.Database) -> list[tuple[Any, Any]]:
+    """(table, column) of every 64-bit auto key, where Pony writes SERIAL."""
+    if orm_db.provider_name != "postgres":
+        return []
+    return [
+        (table, column)
+        for table in orm_db.schema.tables.values()
+        for column in table.column_list
+        if column.is_pk == "auto" and getattr(column.converter, "size", None) == 64
+    ]
+
+
+def _column_sql(column: Any, wide: bool) -> str:
+    sql: str = column.get_sql()
+    return (
+        sql.replace("SERIAL PRIMARY KEY", "BIGSERIAL PRIMARY KEY", 1) if wide else sql
+    )
+
+
+def create_script(orm_db: orm.Database) -> str:
+    """Pony's CREATE script for the mapped entities, 64-bit auto keys corrected."""
+    script: str = orm_db.schema.generate_create_script()
+    quote = orm_db.provider.quote_name
+    for table, column in _wide_auto_keys(orm_db):
+        start = script.index(f"CREATE TABLE {quote(table.name)} (")
+        end = script.index(");", start)
+        block = script[start:end].replace(
+            column.get_sql(), _column_sql(column, True), 1
+        )
+        script = script[:start] + block + script[end:]
+    return script
+
+
 def entity_ddl(orm_db: orm.Database) -> EntityDDL:
     """The CREATE script, each column's definition and each column's default."""
+    wide = {id(column) for _, column in _wide_auto_keys(orm_db)}
     column_sql = {
-        (table.name.lower(), column.name.lower()): column.get_sql()
+        (table.name.lower(), column.name.lower()): _column_sql(
+            column, id(column) in wide
+        )
         for table in orm_db.schema.tables.values()
         for column in table.column_list
     }
@@ -66,7 +108,7 @@ def entity_ddl(orm_db: orm.Database) -> EntityDDL:
             if default is not None:
                 key = (str(entity._table_).lower(), attr.columns[0].lower())
                 defaults[key] = default
-    return EntityDDL(orm_db.schema.generate_create_script(), column_sql, defaults)
+    return EntityDDL(create_script(orm_db), column_sql, defaults)
 
 
 DefineEntities = Callable[[orm.Database], Any]

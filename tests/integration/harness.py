@@ -6,6 +6,7 @@ Used by conftest.py's fixtures; containers run as production runs them
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import time
@@ -17,8 +18,15 @@ from typing import Any
 
 import pytest
 
+from tests.pg import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_TAG = "service-foundation:integration-test"
+# One tag per checkout: sessions in sibling worktrees share the engine, and one
+# rebuilding a shared tag mid-run would swap the image under another's tests.
+IMAGE_TAG = (
+    "service-foundation:integration-test-"
+    + hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+)
 PORT = 8080
 UID = 10001
 READY_TIMEOUT = 60
@@ -46,6 +54,8 @@ class Service:
     container: Any  # testcontainers DockerContainer
     volume: str
     _host: str = ""
+    # On the host's network (no published port): where it listens on 127.0.0.1.
+    host_port: int | None = None
 
     @property
     def wrapped(self) -> Any:
@@ -54,6 +64,8 @@ class Service:
 
     def address(self) -> tuple[str, int]:
         """Host and port where the container's 8080 is published (it changes on restart)."""
+        if self.host_port is not None:
+            return "127.0.0.1", self.host_port
         if not self._host:
             self._host = self.container.get_container_host_ip()
         return self._host, int(self.container.get_exposed_port(PORT))
@@ -145,11 +157,15 @@ class Docker:
         *,
         wait: bool = True,
         mounts: dict[str, str] | None = None,
+        host_network: bool = False,
         **env: str,
     ) -> Service:
         """Run the image as production does: read-only root, tmpfs /tmp, /data volume.
 
-        mounts maps host folders to read-only paths in the container.
+        mounts maps host folders to read-only paths in the container. With
+        host_network the container shares the host's network namespace and
+        serves on a free port of 127.0.0.1 (nothing published): it reaches
+        servers the tests run on the host's loopback, such as PostgreSQL.
         """
         from testcontainers.core.config import testcontainers_config
         from testcontainers.core.container import DockerContainer
@@ -158,20 +174,25 @@ class Docker:
         testcontainers_config.ryuk_disabled = True
 
         volume = volume or self.volume()
-        container = (
-            DockerContainer(self.image)
-            .with_exposed_ports(PORT)
-            .with_volume_mapping(volume, "/data", "rw")
-            .with_tmpfs_mount("/tmp")
-            .with_kwargs(read_only=True, labels=LABEL)
-        )
+        host_port = None
+        container = DockerContainer(self.image)
+        if host_network:
+            host_port = free_port()
+            container.with_kwargs(
+                read_only=True, labels=LABEL, network_mode="host"
+            ).with_env("SERVICE_HOST", "127.0.0.1").with_env(
+                "SERVICE_PORT", str(host_port)
+            )
+        else:
+            container.with_exposed_ports(PORT).with_kwargs(read_only=True, labels=LABEL)
+        container.with_volume_mapping(volume, "/data", "rw").with_tmpfs_mount("/tmp")
         for host_path, container_path in (mounts or {}).items():
             container.with_volume_mapping(host_path, container_path, "ro")
         for key, value in env.items():
             container.with_env(key, value)
         self.containers.append(container)
         container.start()
-        service = Service(container, volume)
+        service = Service(container, volume, host_port=host_port)
         if wait:
             service.wait_ready()
         return service
@@ -206,3 +227,52 @@ class Docker:
         for volume in self.volumes:
             with suppress(docker.errors.NotFound):
                 volume.remove(force=True)
+
+
+def one_conversation(service: Service, admin: str) -> None:
+    """Admin makes users and a token; a user converses, pages, searches; revoked: 401."""
+    for handle in ("ann", "bob"):
+        made = service.request(
+            "POST",
+            "/v1/users",
+            {"handle": handle, "display_name": handle.title()},
+            token=admin,
+        )
+        assert made.status == 201, made.body
+    issued = service.request("POST", "/v1/users/ann/tokens", token=admin)
+    assert issued.status == 201
+    ann = issued.body["token"]
+
+    started = service.request(
+        "POST", "/v1/conversations", {"title": "lunch", "members": ["bob"]}, token=ann
+    )
+    assert started.status == 201, started.body
+    conversation = started.body["id"]
+    for body in ("where shall we eat", "the noodle place", "see you at noon"):
+        posted = service.request(
+            "POST",
+            f"/v1/conversations/{conversation}/messages",
+            {"body": body},
+            token=ann,
+        )
+        assert posted.status == 201, posted.body
+    page = service.request(
+        "GET", f"/v1/conversations/{conversation}/messages?limit=2", token=ann
+    )
+    rest = service.request(
+        "GET",
+        f"/v1/conversations/{conversation}/messages?limit=2&before={page.body['next']}",
+        token=ann,
+    )
+    found = service.request("GET", "/v1/search?q=noodle", token=ann)
+    revoked = service.request("DELETE", f"/v1/tokens/{issued.body['id']}", token=admin)
+    after_revoke = service.request("GET", "/v1/me", token=ann)
+
+    bodies = [m["body"] for m in page.body["items"] + rest.body["items"]]
+    assert bodies == ["see you at noon", "the noodle place", "where shall we eat"]
+    (hit,) = found.body["items"]
+    assert hit["conversation_id"] == conversation
+    assert "<mark>noodle</mark>" in hit["snippet"]
+    assert revoked.status == 204
+    assert after_revoke.status == 401
+    assert "bearer" in after_revoke.headers["www-authenticate"].lower()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import REPO, Docker
+from tests.integration.harness import REPO, Docker, one_conversation
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -90,52 +90,7 @@ def test_newer_migration_set_applies_only_the_new_file(
 def test_one_conversation_end_to_end(docker: Docker) -> None:
     """In the container: admin makes users and a token, a user converses, pages and searches."""
     admin = "it-admin-" + uuid.uuid4().hex
-    service = docker.service(SERVICE_ADMIN_TOKEN=admin)
-    for handle in ("ann", "bob"):
-        made = service.request(
-            "POST",
-            "/v1/users",
-            {"handle": handle, "display_name": handle.title()},
-            token=admin,
-        )
-        assert made.status == 201, made.body
-    issued = service.request("POST", "/v1/users/ann/tokens", token=admin)
-    assert issued.status == 201
-    ann = issued.body["token"]
-
-    started = service.request(
-        "POST", "/v1/conversations", {"title": "lunch", "members": ["bob"]}, token=ann
-    )
-    assert started.status == 201, started.body
-    conversation = started.body["id"]
-    for body in ("where shall we eat", "the noodle place", "see you at noon"):
-        posted = service.request(
-            "POST",
-            f"/v1/conversations/{conversation}/messages",
-            {"body": body},
-            token=ann,
-        )
-        assert posted.status == 201, posted.body
-    page = service.request(
-        "GET", f"/v1/conversations/{conversation}/messages?limit=2", token=ann
-    )
-    rest = service.request(
-        "GET",
-        f"/v1/conversations/{conversation}/messages?limit=2&before={page.body['next']}",
-        token=ann,
-    )
-    found = service.request("GET", "/v1/search?q=noodle", token=ann)
-    revoked = service.request("DELETE", f"/v1/tokens/{issued.body['id']}", token=admin)
-    after_revoke = service.request("GET", "/v1/me", token=ann)
-
-    bodies = [m["body"] for m in page.body["items"] + rest.body["items"]]
-    assert bodies == ["see you at noon", "the noodle place", "where shall we eat"]
-    (hit,) = found.body["items"]
-    assert hit["conversation_id"] == conversation
-    assert "<mark>noodle</mark>" in hit["snippet"]
-    assert revoked.status == 204
-    assert after_revoke.status == 401
-    assert "bearer" in after_revoke.headers["www-authenticate"].lower()
+    one_conversation(docker.service(SERVICE_ADMIN_TOKEN=admin), admin)
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:
