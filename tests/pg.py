@@ -55,7 +55,9 @@ def free_port() -> int:
 def _as_server_user(command: list[str], core: int | None = None) -> list[str]:
     if os.geteuid() == 0:
         # runuser is in /usr/sbin, which a minimal PATH (the walkthrough's) leaves out.
-        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+        runuser = shutil.which("runuser") or shutil.which(
+            "runuser", path="/usr/sbin:/sbin"
+        )
         command = [runuser or "runuser", "-u", SUPERUSER, "--", *command]
     # taskset execs; pg_ctl's postmaster and every backend it forks inherit the CPU.
     return command if core is None else ["taskset", "-c", str(core), *command]
