@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import falcon.testing
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -84,6 +84,35 @@ def takes_input(operation: schemathesis.APIOperation) -> bool:
     return bool(definition.get("parameters") or definition.get("requestBody"))
 
 
+def sendable_as_generated(case: schemathesis.Case) -> bool:
+    """Whether the request on the wire carries what schemathesis generated.
+
+    An empty list as a query or header value is sent as no parameter at
+    all (``?limit=6`` for ``{"limit": 6, "cursor": []}``): schemathesis
+    counts the case as invalid data, but the request the service gets is
+    valid, and answering it 200 is right.
+    """
+    return not any(
+        value == []
+        for part in (case.query, case.headers)
+        for value in (part or {}).values()
+    )
+
+
+def headers_for(
+    case: schemathesis.Case, mode: GenerationMode, identity: dict[str, str]
+) -> dict[str, str]:
+    """The identity's headers, unless a negative case brings its own Authorization.
+
+    A negative case may make the Authorization header the invalid part
+    ("violates format"); replacing it with a good token would send a valid
+    request that schemathesis then expects to be refused.
+    """
+    if mode is GenerationMode.NEGATIVE and "Authorization" in (case.headers or {}):
+        return {k: v for k, v in identity.items() if k != "Authorization"}
+    return identity
+
+
 @pytest.mark.parametrize("identity", IDENTITIES)
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
 @pytest.mark.timeout(600)
@@ -116,8 +145,10 @@ def test_every_operation_never_fails_and_conforms_to_the_document(
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )
         def check(case: schemathesis.Case) -> None:
+            assume(sendable_as_generated(case))
             case.call_and_validate(
-                headers=headers, excluded_checks=[positive_data_acceptance]
+                headers=headers_for(case, mode, headers),
+                excluded_checks=[positive_data_acceptance],
             )
 
         try:
