@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from pony import orm
 from db import open_database
 from db.database import engine_for
 from db.target import PostgresTarget
-from tests.helpers import run_cli, service_env
+from tests.helpers import run_cli, service_env, start_serve
 from tests.pg import PostgresServer, find_bindir
 
 
@@ -61,6 +64,47 @@ def test_wrong_password_is_one_line_without_any_password(
     assert "not-the-password-xyz" not in output
     assert postgres.password not in output
     assert "Traceback" not in output
+
+
+def test_serving_never_shows_the_password_in_logs_metrics_or_answers(
+    tmp_path: Path, postgres: PostgresServer, pg_url: str
+) -> None:
+    """A served session (ready, a write, a 404, a bad body, /metrics, shutdown) never
+    shows the URL's password: not in a log line, an answer or /metrics."""
+    served = start_serve(pg_env(tmp_path, pg_url, admin_token="a" * 32))
+    seen: list[str] = []
+    try:
+        admin = {"Authorization": "Bearer " + "a" * 32}
+        calls = [
+            ("GET", "/readyz", None, {}),
+            ("PUT", "/v1/metadata/k", b'{"value": "v"}', admin),
+            ("PUT", "/v1/metadata/k", b'{"value": 1}', admin),
+            ("GET", "/v1/metadata/missing", None, admin),
+            ("GET", "/metrics", None, {}),
+        ]
+        statuses = []
+        for method, path, body, headers in calls:
+            req = urllib.request.Request(
+                served.url + path, data=body, method=method, headers=headers
+            )
+            if body is not None:
+                req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    statuses.append(resp.status)
+                    seen.append(resp.read().decode())
+            except urllib.error.HTTPError as ex:
+                statuses.append(ex.code)
+                seen.append(ex.read().decode())
+        assert statuses == [200, 201, 422, 404, 200]
+        assert "service_http_requests_total" in seen[-1]
+    finally:
+        code = served.stop()
+    assert code == 0
+    logged = json.dumps(served.lines)
+    assert "ready" in logged
+    for text in [logged, *seen]:
+        assert postgres.password not in text
 
 
 def test_lock_timeout_survives_ponys_discard_all(pg_url: str) -> None:
