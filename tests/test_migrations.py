@@ -231,6 +231,29 @@ def test_baseline_on_both_engines(engine: Engine) -> None:
     assert engine.history() == [*SHIPPED, V2]
 
 
+def test_baseline_refuses_a_different_schema_on_both_engines(engine: Engine) -> None:
+    """A database one column off what the files create: baseline names the column,
+    records nothing, and the rows stay; without the extra column it adopts."""
+    for migration in engine.discover(engine.folder())[:LATEST]:
+        for statement in migration.statements:
+            engine.execute(statement)
+    engine.execute(
+        "INSERT INTO app_metadata (key, value, updated_at) "
+        "VALUES ('kept', 'v', '2026-01-01 00:00:00')"
+    )
+    engine.execute("ALTER TABLE app_metadata ADD COLUMN nickname TEXT")
+    env = engine.env(migrations_path=engine.folder())
+    refused = run_cli("baseline", str(LATEST), env=env)
+    assert refused.returncode == 1
+    assert "app_metadata.nickname" in refused.stdout + refused.stderr
+    assert "schema_migrations" not in engine.tables() or engine.history() == []
+    engine.execute("ALTER TABLE app_metadata DROP COLUMN nickname")
+    adopted = run_cli("baseline", str(LATEST), env=env)
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert engine.history() == SHIPPED
+    assert engine.query("SELECT key, value FROM app_metadata") == [("kept", "v")]
+
+
 def test_branch_conflict_on_both_engines(engine: Engine) -> None:
     """Another branch's file applied as version N gets the conflict message, not 'edited'."""
     engine.migrate(
