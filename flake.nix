@@ -348,6 +348,7 @@
               "import-linter"
               "testcontainers"
               "schemathesis"
+              "gunicorn" # tests/reliability/test_wsgi.py: service/wsgi.py under gunicorn
             ]
           );
         in
