@@ -1,13 +1,14 @@
-"""Faults of the machine under the database: a vanished file, a full disk."""
+"""Faults of the machine under the database: a vanished file, a full disk, I/O errors."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,52 @@ def test_full_disk_answers_507_keeps_reads_and_stops_cleanly(tmp_path: Path) -> 
             for key in ["kept", *acknowledged]:
                 assert client.request("GET", f"/v1/metadata/{key}")[0] == 200, key
             client.close()
+
+
+def _limit_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        # Past the limit write(2) fails with EFBIG (Python ignores SIGXFSZ),
+        # which SQLite reports as SQLITE_IOERR_WRITE: a real I/O error.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.timeout(120)
+def test_io_error_on_write_answers_503_keeps_reads_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    """A write the disk refuses with an I/O error (EFBIG past RLIMIT_FSIZE): 503
+    problem+json with Retry-After and one log line; reads go on; SIGTERM exits 0;
+    every acknowledged write is there after a restart."""
+    db = tmp_path / "db.sqlite3"
+    with serving(
+        service_env(db), preexec_fn=_limit_file_size(2 * 1024 * 1024)
+    ) as server:
+        client = Client(server.url)
+        assert client.request("PUT", "/v1/metadata/kept", {"value": "v"})[0] == 201
+        statuses = []
+        for i in range(200):
+            status, headers, payload = client.request(
+                "PUT", f"/v1/metadata/k{i}", {"value": "x" * 60_000}
+            )
+            statuses.append(status)
+            if status != 201:
+                problem = problem_of(status, headers, payload)
+                assert status == 503, problem
+                assert int(headers["retry-after"]) >= 1
+                break
+        assert statuses[-1] == 503, statuses
+        acknowledged = [f"k{i}" for i, s in enumerate(statuses) if s == 201]
+        assert acknowledged, "some writes fit under the limit"
+        assert client.request("GET", "/v1/metadata/kept")[0] == 200
+        client.close()
+        assert server.stop() == 0
+        logged = [line for line in server.lines if line.get("level") == "ERROR"]
+        assert any("disk I/O error" in str(line.get("msg")) for line in logged), logged
+        assert all("exc" not in line for line in logged)  # one line, no traceback
+    with serving(service_env(db)) as again:
+        client = Client(again.url)
+        for key in ["kept", *acknowledged]:
+            assert client.request("GET", f"/v1/metadata/{key}")[0] == 200, key
+        client.close()
