@@ -43,7 +43,13 @@ class Search:
 
     def messages(self, user_id: int, text: str, limit: int) -> list[SearchHit]:
         """Messages of the user's conversations matching every word, best first."""
-        terms = search_terms(text)[:MAX_SEARCH_TERMS]
+        terms = search_terms(text)
+        if len(terms) > MAX_SEARCH_TERMS:
+            # Every word must match: dropping some would answer another
+            # question. Callers refuse such a query first (HTTP: 422).
+            raise ValueError(
+                f"{len(terms)} search words; at most {MAX_SEARCH_TERMS} are taken"
+            )
         if not terms:
             return []
         rows = self._dialect.search(self._db, user_id, terms, limit)

@@ -6,6 +6,7 @@ import base64
 
 import falcon.testing
 import pytest
+from pony import orm
 
 from db import Database
 from db.target import DatabaseTarget
@@ -156,12 +157,24 @@ def test_search_refuses_more_than_16_words(client: Client, ann: str) -> None:
     )
     assert sixteen.status_code == 200
     assert len(sixteen.json["items"]) == 1
+    sixteenth_missing = client.simulate_get(
+        "/v1/search",
+        params={"q": " ".join([*words[:15], "absent"])},
+        headers=bearer(ann),
+    )
+    assert sixteenth_missing.json["items"] == []  # the 16th word counts too
     seventeen = client.simulate_get(
         "/v1/search", params={"q": " ".join(words)}, headers=bearer(ann)
     )
     problem = assert_problem(seventeen, 422)
     assert "17 words" in problem["detail"]
     assert "at most 16" in problem["detail"]
+
+
+def test_search_store_refuses_rather_than_drops_words(database: Database) -> None:
+    """Below HTTP too: 17 words raise instead of searching the first 16."""
+    with orm.db_session, pytest.raises(ValueError, match="17 search words"):
+        database.search.messages(1, " ".join(f"w{i}" for i in range(17)), 10)
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x02", "\x03", "\x07", "\x1f"])
