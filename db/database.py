@@ -89,7 +89,7 @@ class Database:
         self.metadata = Metadata(self.orm, entities, dialect)
         self.users = Users(self.orm, entities)
         self.conversations = Conversations(self.orm, entities)
-        self.messages = Messages(self.orm, entities, self.conversations)
+        self.messages = Messages(self.orm, entities, self.conversations, dialect)
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
 

@@ -7,6 +7,7 @@ from typing import Any
 from pony import orm
 
 from db.conversations import MAX_ID, Conversations
+from db.dialects import Dialect
 from db.errors import ForbiddenError, NotFoundError
 from db.records import MessagePage, MessageRecord, UserRecord
 from db.timestamps import aware, now
@@ -20,16 +21,23 @@ class Messages:
         orm_db: orm.Database,
         entities: dict[str, Any],
         conversations: Conversations,
+        dialect: Dialect,
     ) -> None:
         self._db = orm_db
         self._message = entities["Message"]
         self._conversations = conversations
+        self._dialect = dialect
 
     def post(
         self, author: UserRecord, conversation_id: int, body: str
     ) -> MessageRecord:
         """Add a message to a conversation the author is a member of."""
         self._conversations.require_member(author.id, conversation_id)
+        # Posters to one conversation take turns before the clock is read,
+        # so stamps (and ids) follow commit order and the conversation's
+        # last_message_at is its newest message's, never an older one's
+        # written last. A no-op on SQLite, where writers already take turns.
+        self._dialect.lock_key(self._db, "conversations", conversation_id)
         stamp = now()
         message = self._message(
             conversation=conversation_id, author=author.id, body=body, created_at=stamp
