@@ -139,6 +139,17 @@ class StopSignals:
         """From now on a stop signal drains the server instead of interrupting."""
         self._stop = stop
 
+    def finished(self) -> None:
+        """Ignore the stop signals from now on: there is nothing left to stop.
+
+        Python resets its own handlers to the default while it finalises,
+        so a signal then (a second `docker stop`, a supervisor's repeat)
+        would kill the process with -SIGTERM after a clean shutdown. An
+        ignored signal stays ignored through finalisation.
+        """
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self._stop is None:
             if self._interrupted:

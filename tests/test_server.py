@@ -221,3 +221,23 @@ def test_sighup_drains_like_sigterm(tmp_path: Path) -> None:
     assert any(line.get("msg") == "received SIGHUP; draining" for line in server.lines)
     assert any(line.get("msg") == "database closed" for line in server.lines)
     assert wal_size(db_path) == 0
+
+
+def test_repeated_sigterm_through_shutdown_still_exits_0(tmp_path: Path) -> None:
+    """SIGTERM every millisecond from the first until the process is gone: a clean
+    shutdown and exit 0, never killed by a late one during interpreter teardown."""
+    server = start_serve(service_env(tmp_path / "db.sqlite3"))
+    process = server.process
+    sent = 0
+    deadline = time.monotonic() + 20
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        sent += 1
+        time.sleep(0.001)
+    code = server.stop()
+    assert sent > 1
+    assert code == 0
+    assert any(line.get("msg") == "database closed" for line in server.lines)

@@ -89,6 +89,9 @@ def cmd_serve(settings: Settings) -> int:
         )
         return EXIT_SIGNAL_BASE + ex.signum
     finally:
-        if database is not None:
-            database.close()
+        try:
+            if database is not None:
+                database.close()
+        finally:
+            signals.finished()
     return EXIT_OK
