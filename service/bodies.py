@@ -49,3 +49,19 @@ def read_json(req: falcon.Request, model: type[ModelT], max_bytes: int) -> Model
             "request body does not match the schema",
             errors=validation_errors(ex, "body"),
         ) from ex
+
+
+def check_utf8_size(text: str, field: str, max_bytes: int) -> None:
+    """Refuse a text field that is not encodable (422) or too large in UTF-8 (413)."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as ex:
+        raise Problem(
+            422,
+            f"{field} must be valid Unicode text (it holds a lone surrogate)",
+            errors=[{"detail": str(ex.reason), "pointer": f"#/{field}"}],
+        ) from ex
+    if size > max_bytes:
+        raise Problem(
+            413, f"{field} is {size} bytes of UTF-8; the limit is {max_bytes}"
+        )

@@ -18,7 +18,7 @@ from db.messages import Messages as MessageStore
 from db.search import MAX_SEARCH_TERMS, search_terms
 from db.search import Search as SearchStore
 from service.auth import caller
-from service.bodies import read_json
+from service.bodies import check_utf8_size, read_json
 from service.openapi import Route, documented
 from service.params import read_query, utc_iso
 from service.problems import Problem
@@ -74,18 +74,7 @@ class Messages:
         """Post a message to one of my conversations."""
         me = caller(req)
         body = read_json(req, MessageIn, self._max_body)
-        try:
-            size = len(body.body.encode("utf-8"))
-        except UnicodeEncodeError as ex:
-            raise Problem(
-                422,
-                "body must be valid Unicode text (it holds a lone surrogate)",
-                errors=[{"detail": str(ex.reason), "pointer": "#/body"}],
-            ) from ex
-        if size > MAX_BODY_BYTES:
-            raise Problem(
-                413, f"body is {size} bytes of UTF-8; the limit is {MAX_BODY_BYTES}"
-            )
+        check_utf8_size(body.body, "body", MAX_BODY_BYTES)
         record = self._messages.post(me.user, conversation_id, body.body)
         resp.media = _message(record)
         resp.status = falcon.HTTP_201

@@ -7,7 +7,7 @@ from spectree import Response
 
 from db import MetadataRecord
 from db.metadata import Metadata as MetadataStore
-from service.bodies import read_json
+from service.bodies import check_utf8_size, read_json
 from service.fields import is_key
 from service.openapi import Route, documented
 from service.params import read_query, utc_iso
@@ -95,18 +95,7 @@ class Metadata:
         """Create (201) or replace (200) one entry."""
         _check_key(key)
         body = read_json(req, MetadataIn, self._max_body)
-        try:
-            size = len(body.value.encode("utf-8"))
-        except UnicodeEncodeError as ex:
-            raise Problem(
-                422,
-                "value must be valid Unicode text (it holds a lone surrogate)",
-                errors=[{"detail": str(ex.reason), "pointer": "#/value"}],
-            ) from ex
-        if size > MAX_VALUE_BYTES:
-            raise Problem(
-                413, f"value is {size} bytes of UTF-8; the limit is {MAX_VALUE_BYTES}"
-            )
+        check_utf8_size(body.value, "value", MAX_VALUE_BYTES)
         record, created = self._store.put(key, body.value)
         resp.media = _out(record)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
