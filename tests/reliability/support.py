@@ -6,11 +6,12 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -105,6 +106,15 @@ def serving(
         yield server
     finally:
         kill(server)
+
+
+def with_rlimit(which: int, soft: int, hard: int) -> Callable[[], None]:
+    """A preexec_fn that starts the child with this resource limit (resource.RLIMIT_*)."""
+
+    def apply() -> None:
+        resource.setrlimit(which, (soft, hard))
+
+    return apply
 
 
 def db_rows(

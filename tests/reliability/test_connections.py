@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import SERVE, ServeProcess, service_env
 from tests.mounts import in_private_mounts, private_mounts_available
-from tests.reliability.support import Client, serving
+from tests.reliability.support import Client, serving, with_rlimit
 
 pytestmark = pytest.mark.slow
 
@@ -72,11 +72,7 @@ def open_files_limits(pid: int) -> tuple[int, int]:
 
 def limit_open_files(soft: int, hard: int) -> Callable[[], None]:
     """A preexec_fn that starts the child with these RLIMIT_NOFILE values."""
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-    return apply
+    return with_rlimit(resource.RLIMIT_NOFILE, soft, hard)
 
 
 @pytest.mark.timeout(120)

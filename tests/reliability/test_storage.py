@@ -8,13 +8,13 @@ import resource
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import service_env
-from tests.reliability.support import Client, problem_of, serving
+from tests.reliability.support import Client, problem_of, serving, with_rlimit
 
 pytestmark = pytest.mark.slow
 
@@ -125,13 +125,9 @@ def test_full_disk_answers_507_keeps_reads_and_stops_cleanly(tmp_path: Path) -> 
             client.close()
 
 
-def _limit_file_size(limit: int) -> Callable[[], None]:
-    def apply() -> None:
-        # Past the limit write(2) fails with EFBIG (Python ignores SIGXFSZ),
-        # which SQLite reports as SQLITE_IOERR_WRITE: a real I/O error.
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+# Past this size write(2) fails with EFBIG (Python ignores SIGXFSZ), which
+# SQLite reports as SQLITE_IOERR_WRITE: a real I/O error.
+FSIZE_LIMIT = 2 * 1024 * 1024
 
 
 @pytest.mark.timeout(120)
@@ -143,7 +139,8 @@ def test_io_error_on_write_answers_503_keeps_reads_and_stops_cleanly(
     every acknowledged write is there after a restart."""
     db = tmp_path / "db.sqlite3"
     with serving(
-        service_env(db), preexec_fn=_limit_file_size(2 * 1024 * 1024)
+        service_env(db),
+        preexec_fn=with_rlimit(resource.RLIMIT_FSIZE, FSIZE_LIMIT, FSIZE_LIMIT),
     ) as server:
         client = Client(server.url)
         assert client.request("PUT", "/v1/metadata/kept", {"value": "v"})[0] == 201
