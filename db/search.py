@@ -34,6 +34,14 @@ def search_terms(text: str) -> list[str]:
     ]
 
 
+class TooManyTermsError(ValueError):
+    """A query with more words than MAX_SEARCH_TERMS: refused, never cut."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} search words; at most {MAX_SEARCH_TERMS} are taken")
+        self.count = count
+
+
 class Search:
     """Search the messages a user may read."""
 
@@ -45,11 +53,8 @@ class Search:
         """Messages of the user's conversations matching every word, best first."""
         terms = search_terms(text)
         if len(terms) > MAX_SEARCH_TERMS:
-            # Every word must match: dropping some would answer another
-            # question. Callers refuse such a query first (HTTP: 422).
-            raise ValueError(
-                f"{len(terms)} search words; at most {MAX_SEARCH_TERMS} are taken"
-            )
+            # Every word must match: dropping some would answer another question.
+            raise TooManyTermsError(len(terms))
         if not terms:
             return []
         rows = self._dialect.search(self._db, user_id, terms, limit)

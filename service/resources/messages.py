@@ -15,7 +15,7 @@ from spectree import Response
 from db import MessageRecord
 from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
 from db.messages import Messages as MessageStore
-from db.search import MAX_SEARCH_TERMS, search_terms
+from db.search import MAX_SEARCH_TERMS, TooManyTermsError
 from db.search import Search as SearchStore
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
@@ -147,21 +147,19 @@ class Search:
         """Messages containing every word of ?q=, best match first."""
         me = caller(req)
         query = read_query(req, SearchQuery)
-        words = len(search_terms(query.q))
-        if words > MAX_SEARCH_TERMS:
-            # Refused rather than cut: every word must match, so dropping
-            # some would answer a different question than the one asked.
+        try:
+            hits = self._search.messages(me.user.id, query.q, query.limit)
+        except TooManyTermsError as ex:
             raise Problem(
                 422,
-                f"q has {words} words; search takes at most {MAX_SEARCH_TERMS}",
+                f"q has {ex.count} words; search takes at most {MAX_SEARCH_TERMS}",
                 errors=[
                     {
                         "detail": f"at most {MAX_SEARCH_TERMS} words",
                         "parameter": "q",
                     }
                 ],
-            )
-        hits = self._search.messages(me.user.id, query.q, query.limit)
+            ) from ex
         resp.media = {
             "items": [
                 {
