@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS "app_metadata" (
 );
 """
 
-# The messaging tables as schema_migrations/0002 and 0003 create them
+# The messaging tables as schema_migrations/0002 to 0004 create them
 # (indexes, foreign keys, the FTS5 index and its triggers: a posted message
 # costs the same SQLite work in both stacks).
 MESSAGING_SCHEMA = """
@@ -41,9 +41,11 @@ CREATE TABLE IF NOT EXISTS "conversations" (
   "title" VARCHAR(200) NOT NULL,
   "created_by" INTEGER NOT NULL REFERENCES "users" ("id"),
   "created_at" DATETIME NOT NULL,
-  "last_message_at" DATETIME NOT NULL
+  "last_message_at" DATETIME NOT NULL,
+  "owner_id" INTEGER REFERENCES "users" ("id") ON DELETE SET NULL
 );
 CREATE INDEX IF NOT EXISTS "ix_conversations_created_by" ON "conversations" ("created_by");
+CREATE INDEX IF NOT EXISTS "ix_conversations_owner" ON "conversations" ("owner_id");
 CREATE TABLE IF NOT EXISTS "memberships" (
   "conversation_id" INTEGER NOT NULL REFERENCES "conversations" ("id") ON DELETE CASCADE,
   "user_id" INTEGER NOT NULL REFERENCES "users" ("id") ON DELETE CASCADE,

@@ -58,8 +58,8 @@ def messaging_rows(now: str, messages: int = MESSAGES) -> Rows:
         ),
         (
             "conversations",
-            ("id", "title", "created_by", "created_at", "last_message_at"),
-            [(CONVERSATION_ID, "bench", 1, now, now)],
+            ("id", "title", "created_by", "owner_id", "created_at", "last_message_at"),
+            [(CONVERSATION_ID, "bench", 1, 1, now, now)],
         ),
         (
             "memberships",

@@ -1,8 +1,14 @@
-"""Conversations and their members, through the Conversation and Membership entities.
+"""Conversations, through the Conversation and Membership entities.
 
 Membership is part of every query: a user who is not a member of a
 conversation gets exactly what a missing one gives,
 NotFoundError("no conversation N"), so nothing reveals that it exists.
+
+Every write inside a conversation (a post, a deletion, a change of its
+members or owner) first takes the conversation's lock, then checks the
+caller's membership and ownership (`lock_as_member`): a removal or a
+hand-over answered 2xx is final, and no write that depended on the
+state before it commits after it. Members and owners: db/members.py.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 from pony import orm
 
+from db.dialects import Dialect
 from db.dialects.sqlite import to_stored
 from db.errors import NotFoundError
 from db.records import (
@@ -41,7 +48,9 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         stamp, _, ident = raw.partition("|")
         moment = aware(stamp)
         conversation_id = int(ident)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as ex:
+    # OverflowError: a stamp at the edge of the date range whose offset
+    # moves it past the edge in UTC ("0001-01-01T00:00:00+01:00").
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as ex:
         raise ValueError("malformed cursor") from ex
     if not 0 <= conversation_id <= MAX_ID:
         raise ValueError("malformed cursor")
@@ -49,20 +58,22 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
 
 
 class Conversations:
-    """Start, list and read conversations; add and remove members."""
+    """Start, list and read conversations; lock one for a write in it."""
 
-    def __init__(self, orm_db: orm.Database, entities: dict[str, Any]) -> None:
+    def __init__(
+        self, orm_db: orm.Database, entities: dict[str, Any], dialect: Dialect
+    ) -> None:
         self._db = orm_db
         self._conversation = entities["Conversation"]
         self._membership = entities["Membership"]
-        self._user = entities["User"]
+        self._dialect = dialect
 
     def require_member(self, user_id: int, conversation_id: int) -> None:
-        """NotFoundError unless user_id is a member of the conversation.
+        """NotFoundError unless user_id is a member of the conversation (reads).
 
-        Every conversation request asks this first. A raw existence query
-        (db.select) on the memberships primary key: Membership.exists()
-        loads the whole entity, measured at five times the cost.
+        A raw existence query (db.select) on the memberships primary key:
+        Membership.exists() loads the whole entity, measured at five times
+        the cost. A write checks with lock_as_member() instead.
         """
         found = self._db.select(
             "SELECT 1 FROM memberships "
@@ -72,13 +83,45 @@ class Conversations:
         if not found:
             raise NotFoundError(f"no conversation {conversation_id}")
 
+    def lock(self, conversation_id: int) -> None:
+        """Take the conversation's write lock (held until the transaction ends).
+
+        Every writer inside one conversation takes it before it checks
+        anything, so checks and writes of two writers never interleave.
+        SQLite: nothing to take, BEGIN IMMEDIATE serialised them already;
+        PostgreSQL: a transaction-level advisory lock on the id.
+        """
+        self._dialect.lock_key(self._db, "conversations", conversation_id)
+
+    def lock_as_member(self, user_id: int, conversation_id: int) -> int | None:
+        """Lock the conversation, then check user_id is a member; returns the owner's id.
+
+        NotFoundError when the user is not a member (or there is no such
+        conversation). Call inside the write transaction, before the write.
+        """
+        self.lock(conversation_id)
+        found = self._db.select(
+            "SELECT c.owner_id FROM memberships mb "
+            "JOIN conversations c ON c.id = mb.conversation_id "
+            "WHERE mb.conversation_id = $conversation_id AND mb.user_id = $user_id",
+            {"conversation_id": conversation_id, "user_id": user_id},
+        )
+        if not found:
+            raise NotFoundError(f"no conversation {conversation_id}")
+        owner: int | None = found[0]
+        return owner
+
     def create(
         self, creator: UserRecord, title: str, members: Iterable[UserRecord]
     ) -> ConversationRecord:
-        """Start a conversation; the creator is always a member."""
+        """Start a conversation; the creator is a member and its owner."""
         stamp = now()
         conversation = self._conversation(
-            title=title, created_by=creator.id, created_at=stamp, last_message_at=stamp
+            title=title,
+            created_by=creator.id,
+            owner=creator.id,
+            created_at=stamp,
+            last_message_at=stamp,
         )
         everyone = {creator.id: creator} | {m.id: m for m in members}
         for user_id in everyone:
@@ -88,6 +131,7 @@ class Conversations:
         return ConversationRecord(
             conversation.id,
             title,
+            creator.handle,
             creator.handle,
             moment,
             moment,
@@ -111,76 +155,47 @@ class Conversations:
             after = "AND (c.last_message_at, c.id) < ($stamp, $last_id) "
         n = limit + 1
         rows = self._db.select(
-            "SELECT c.id, c.title, u.handle, c.created_at, c.last_message_at "
+            "SELECT c.id, c.title, u.handle, o.handle, c.created_at, "
+            "c.last_message_at "
             "FROM memberships mb "
             "JOIN conversations c ON c.id = mb.conversation_id "
             "JOIN users u ON u.id = c.created_by "
+            "LEFT JOIN users o ON o.id = c.owner_id "
             f"WHERE mb.user_id = $user_id {after}"
             "ORDER BY c.last_message_at DESC, c.id DESC LIMIT $n",
             {"user_id": user_id, "stamp": stamp, "last_id": last_id, "n": n},
         )
         items = [
-            ConversationRecord(r[0], r[1], r[2], aware(r[3]), aware(r[4]))
+            ConversationRecord(r[0], r[1], r[2], r[3], aware(r[4]), aware(r[5]))
             for r in rows[:limit]
         ]
         last = rows[limit - 1] if len(rows) > limit else None
         return ConversationPage(
-            items, encode_cursor(last[4], last[0]) if last is not None else None
+            items, encode_cursor(last[5], last[0]) if last is not None else None
         )
 
     def get(self, user_id: int, conversation_id: int) -> ConversationRecord:
         """One of the user's conversations with its members."""
         self.require_member(user_id, conversation_id)
-        conversation = self._conversation[conversation_id]
+        return self.record(conversation_id)
+
+    def record(self, conversation_id: int) -> ConversationRecord:
+        """The conversation with its members (NotFoundError when there is none)."""
+        conversation = self._conversation.get(id=conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"no conversation {conversation_id}")
         members = orm.select(
             (mb.user.handle, mb.user.display_name, mb.joined_at)
             for mb in self._membership
             if mb.conversation == conversation
         ).order_by(1)
+        owner = conversation.owner
         return ConversationRecord(
             conversation.id,
             conversation.title,
             conversation.created_by.handle,
+            owner.handle if owner is not None else None,
             aware(conversation.created_at),
             aware(conversation.last_message_at),
             tuple(MemberRecord(h, d, aware(j)) for h, d, j in members),
         )
-
-    def add_member(
-        self, user_id: int, conversation_id: int, handle: str
-    ) -> tuple[MemberRecord, bool]:
-        """Add handle to a conversation of the user's; returns it and whether new."""
-        self.require_member(user_id, conversation_id)
-        # Members change one at a time per conversation (a row lock on
-        # PostgreSQL; SQLite writers take turns anyway).
-        conversation = self._conversation.get_for_update(id=conversation_id)
-        user = self._user.get(handle=handle)
-        if user is None:
-            raise NotFoundError(f"no user with handle {handle!r}")
-        membership = self._membership.get(conversation=conversation, user=user)
-        added = membership is None
-        if membership is None:
-            membership = self._membership(
-                conversation=conversation, user=user, joined_at=now()
-            )
-        return (
-            MemberRecord(user.handle, user.display_name, aware(membership.joined_at)),
-            added,
-        )
-
-    def remove_member(self, user_id: int, conversation_id: int, handle: str) -> None:
-        """Remove handle from a conversation of the user's (themselves included)."""
-        self.require_member(user_id, conversation_id)
-        # Locked, as in Messages.delete: a concurrent second removal is a 404.
-        membership = (
-            orm.select(
-                mb
-                for mb in self._membership
-                if mb.conversation.id == conversation_id and mb.user.handle == handle
-            )
-            .for_update()
-            .first()
-        )
-        if membership is None:
-            raise NotFoundError(f"{handle!r} is not a member of this conversation")
-        membership.delete()

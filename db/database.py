@@ -19,6 +19,7 @@ from db.dialects import Engine, MigrateMode
 from db.dialects.sqlite_engine import SqliteEngine, check_schema
 from db.entities import define_entities
 from db.errors import SchemaMismatchError, StorageError
+from db.members import Members
 from db.messages import Messages
 from db.metadata import Metadata
 from db.migrate import Migration
@@ -67,8 +68,9 @@ def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[s
 class Database:
     """The database the service runs on: migrated, mapped and checked.
 
-    The domain objects (metadata, users, conversations, messages, search)
-    run inside the caller's db_session and return records, never entities.
+    The domain objects (metadata, users, conversations, members, messages,
+    search) run inside the caller's db_session and return records, never
+    entities.
     """
 
     engine: Engine
@@ -79,6 +81,7 @@ class Database:
     metadata: Metadata = field(init=False)
     users: Users = field(init=False)
     conversations: Conversations = field(init=False)
+    members: Members = field(init=False)
     messages: Messages = field(init=False)
     search: Search = field(init=False)
     token_uses: TokenUses = field(init=False)
@@ -87,9 +90,10 @@ class Database:
         entities = self.orm.entities
         dialect = self.engine.dialect
         self.metadata = Metadata(self.orm, entities, dialect)
-        self.users = Users(self.orm, entities)
-        self.conversations = Conversations(self.orm, entities)
-        self.messages = Messages(self.orm, entities, self.conversations, dialect)
+        self.users = Users(self.orm, entities, dialect)
+        self.conversations = Conversations(self.orm, entities, dialect)
+        self.members = Members(entities, self.conversations)
+        self.messages = Messages(self.orm, entities, self.conversations)
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
 

@@ -42,7 +42,12 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         tokens = orm.Set("ApiToken", cascade_delete=True)
         memberships = orm.Set("Membership", cascade_delete=True)
         messages = orm.Set("Message", cascade_delete=False)
-        created_conversations = orm.Set("Conversation", cascade_delete=False)
+        created_conversations = orm.Set(
+            "Conversation", reverse="created_by", cascade_delete=False
+        )
+        owned_conversations = orm.Set(
+            "Conversation", reverse="owner", cascade_delete=False
+        )
 
     class ApiToken(db.Entity):
         _table_ = "api_tokens"
@@ -61,7 +66,18 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         id = orm.PrimaryKey(int, size=64, auto=True, column="id")
         title = orm.Required(str, 200, column="title", autostrip=False)
         created_by = orm.Required(
-            User, column="created_by", index="ix_conversations_created_by"
+            User,
+            column="created_by",
+            index="ix_conversations_created_by",
+            reverse="created_conversations",
+        )
+        # The member who adds and removes others (db/conversations.py); None
+        # only once nobody is left in the conversation.
+        owner = orm.Optional(
+            User,
+            column="owner_id",
+            index="ix_conversations_owner",
+            reverse="owned_conversations",
         )
         created_at = orm.Required(datetime, column="created_at")
         # Equals created_at until the first message: "most recent activity".

@@ -30,7 +30,8 @@ class SchemaMismatchError(StartupError):
 
 
 class ForbiddenError(DatabaseError):
-    """The caller may see the row but not change it (another author's message)."""
+    """The caller may see the row but not change it (another author's message,
+    a conversation someone else owns)."""
 
 
 class StorageError(DatabaseError):

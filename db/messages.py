@@ -7,7 +7,6 @@ from typing import Any
 from pony import orm
 
 from db.conversations import MAX_ID, Conversations
-from db.dialects import Dialect
 from db.errors import ForbiddenError, NotFoundError
 from db.records import MessagePage, MessageRecord, UserRecord
 from db.timestamps import aware, now
@@ -21,23 +20,21 @@ class Messages:
         orm_db: orm.Database,
         entities: dict[str, Any],
         conversations: Conversations,
-        dialect: Dialect,
     ) -> None:
         self._db = orm_db
         self._message = entities["Message"]
         self._conversations = conversations
-        self._dialect = dialect
 
     def post(
         self, author: UserRecord, conversation_id: int, body: str
     ) -> MessageRecord:
         """Add a message to a conversation the author is a member of."""
-        self._conversations.require_member(author.id, conversation_id)
-        # Posters to one conversation take turns before the clock is read,
-        # so stamps (and ids) follow commit order and the conversation's
-        # last_message_at is its newest message's, never an older one's
-        # written last. A no-op on SQLite, where writers already take turns.
-        self._dialect.lock_key(self._db, "conversations", conversation_id)
+        # The conversation's lock, then the membership check: a removal
+        # answered 204 is final. Posters to one conversation take turns
+        # before the clock is read, so stamps (and ids) follow commit order
+        # and the conversation's last_message_at is its newest message's,
+        # never an older one's written last.
+        self._conversations.lock_as_member(author.id, conversation_id)
         stamp = now()
         message = self._message(
             conversation=conversation_id, author=author.id, body=body, created_at=stamp
@@ -87,9 +84,10 @@ class Messages:
 
     def delete(self, user_id: int, conversation_id: int, message_id: int) -> None:
         """Delete the user's own message; ForbiddenError for someone else's."""
-        self._conversations.require_member(user_id, conversation_id)
-        # Locked (on PostgreSQL) so that of two concurrent deletes the
-        # second waits, then finds the row gone: 404, as on SQLite.
+        # The conversation's lock, then the checks: of two concurrent
+        # deletes the second finds the row gone (404, on both engines), and
+        # a member removed meanwhile deletes nothing.
+        self._conversations.lock_as_member(user_id, conversation_id)
         message = self._message.get_for_update(
             id=message_id, conversation=conversation_id
         )

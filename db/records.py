@@ -84,11 +84,12 @@ class MemberRecord(NamedTuple):
 
 
 class ConversationRecord(NamedTuple):
-    """A conversation; members is empty in listings."""
+    """A conversation; members is empty in listings; owner None once nobody is left."""
 
     id: int
     title: str
     created_by: str
+    owner: str | None
     created_at: datetime
     last_message_at: datetime
     members: tuple[MemberRecord, ...] = ()

@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
 
     middleware: list[Any] = [
         RequestContext(metrics),
-        DbSession(database, auth.check, requirements(routes)),
+        DbSession(database, auth.check, requirements(routes), auth.confirm),
     ]
     app = falcon.App(middleware=middleware)
     # orjson encodes response bodies in a fraction of the stdlib's time.

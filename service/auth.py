@@ -12,6 +12,9 @@ Each responder declares who may call it (`@documented(auth=...)`):
 The middleware checks the declaration before the responder runs and,
 for a writing request, before its write transaction begins: a request
 with a wrong token is refused without ever waiting for the write lock.
+A writing request's user token is confirmed once more inside the write
+transaction, after the lock (confirm()): a token revoked while the
+request waited for the lock writes nothing.
 
 Tokens are 32 random bytes (secrets.token_urlsafe), shown once. Only their
 SHA-256 reaches db/: for a 256-bit random secret a fast hash is enough (no
@@ -113,6 +116,14 @@ class Authenticator:
                 raise unauthorized("this route needs the admin bearer token")
         elif self._admin_hash is not None and not self._is_admin(req):
             raise unauthorized("this route needs the admin bearer token")
+
+    def confirm(self, req: falcon.Request, requirement: Requirement) -> None:
+        """Inside the write transaction, after its lock: is the token still valid?
+
+        Only user tokens can be revoked; the admin token is configuration.
+        """
+        if requirement == "user" and not self._users.holds_token(caller(req).token_id):
+            raise unauthorized("the API token is unknown or revoked")
 
     def _user(self, req: falcon.Request) -> Caller:
         token = bearer(req)

@@ -16,9 +16,13 @@ from db.session import READ, finish
 from service import logs
 from service.metrics import Metrics
 from service.openapi import Requirement
+from service.problems import Problem
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# RFC 9112 §3.2: an HTTP/1.1 request without Host, or with more than one
+# (the server joins repeated fields with commas), is answered 400.
+_BAD_HOST = "an HTTP/1.1 request needs exactly one Host header (RFC 9112, 3.2)"
 
 # Request ids: 32 hex digits, a random half for this process and a counter.
 # Unique without a getrandom(2) call per request; they correlate lines and
@@ -48,6 +52,10 @@ class RequestContext:
             request_id = new_request_id()
         req.context.request_id = request_id
         resp.set_header("X-Request-ID", request_id)
+        if "," in req.env.get("HTTP_HOST", "") or (
+            "HTTP_HOST" not in req.env and req.env.get("SERVER_PROTOCOL") == "HTTP/1.1"
+        ):
+            raise Problem(400, _BAD_HOST)
 
     def process_response(
         self,
@@ -86,7 +94,11 @@ class DbSession:
        SERVICE_WRITE_LOCK_TIMEOUT, 503 past it), then BEGIN IMMEDIATE
        on SQLite. So a request with a bad token never waits for the
        write lock, and everything the responder reads and writes is one
-       transaction.
+       transaction;
+    3. inside it, after the lock, a user's token is confirmed (one
+       primary-key read, FOR KEY SHARE on PostgreSQL): a revocation
+       answered 204 while the request waited for the lock refuses it
+       (401), so the 204 is final.
 
     The exact object entered is the one left, so a session can never leak
     into the thread's next request.
@@ -97,10 +109,12 @@ class DbSession:
         database: Database,
         authenticate: Callable[[falcon.Request, Requirement], None],
         requirements: dict[tuple[str, str], Requirement],
+        confirm: Callable[[falcon.Request, Requirement], None] | None = None,
     ) -> None:
         self._database = database
         self._authenticate = authenticate
         self._requirements = requirements
+        self._confirm = confirm
 
     def process_resource(
         self,
@@ -109,7 +123,7 @@ class DbSession:
         resource: Any,
         params: dict[str, Any],
     ) -> None:
-        """Enter the session, authenticate, begin the write transaction."""
+        """Enter the session, authenticate, begin the write transaction, confirm."""
         if resource is None:
             return
         requirement = self._requirements.get((req.uri_template or "", req.method))
@@ -123,6 +137,8 @@ class DbSession:
         if req.method in WRITE_METHODS:
             self._database.begin_write()
             req.context.db_writing = True
+            if self._confirm is not None:
+                self._confirm(req, requirement)
 
     def process_response(
         self,

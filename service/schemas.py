@@ -142,6 +142,14 @@ class MemberIn(BaseModel):
     handle: Handle
 
 
+class OwnerIn(BaseModel):
+    """Body of PUT /v1/conversations/{conversation_id}/owner."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    handle: Handle = Field(description="A member, who becomes the owner")
+
+
 class MemberOut(BaseModel):
     """A member of a conversation."""
 
@@ -156,6 +164,10 @@ class ConversationSummaryOut(BaseModel):
     id: int
     title: str
     created_by: str = Field(description="The creator's handle")
+    owner: str | None = Field(
+        description="The owner's handle: adds and removes others; null once "
+        "nobody is left"
+    )
     created_at: datetime
     last_message_at: datetime = Field(description="Latest message, or created_at")
 

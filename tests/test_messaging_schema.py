@@ -20,7 +20,11 @@ NOW = "2026-01-01 00:00:00.000000"
 def _seed(con: sqlite3.Connection) -> None:
     now = "2026-01-01 00:00:00.000000"
     con.execute("INSERT INTO users VALUES (1, 'ann', 'Ann', ?)", (now,))
-    con.execute("INSERT INTO conversations VALUES (1, 't', 1, ?, ?)", (now, now))
+    con.execute(
+        "INSERT INTO conversations (id, title, created_by, created_at, "
+        "last_message_at) VALUES (1, 't', 1, ?, ?)",
+        (now, now),
+    )
     con.execute("INSERT INTO memberships VALUES (1, 1, ?)", (now,))
     con.execute("INSERT INTO messages VALUES (1, 1, 1, 'hello world', ?)", (now,))
 

@@ -25,6 +25,17 @@ class Dialect(Protocol):
     def name(self) -> Literal["sqlite", "postgres"]:
         """Which engine."""
 
+    @property
+    def guard_lock(self) -> str:
+        """The clause that ends a SELECT of a row a write depends on.
+
+        Inside a write transaction, after the write's own lock: on
+        PostgreSQL " FOR KEY SHARE", so the read waits for a transaction
+        that locked the row FOR UPDATE (a revocation) or deletes it, and
+        such a writer waits for this transaction in turn; on SQLite
+        nothing, BEGIN IMMEDIATE already made writers take turns.
+        """
+
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """Make concurrent writers of this logical key take turns.
 

@@ -92,6 +92,9 @@ class PostgresDialect:
     """What the domain code asks of PostgreSQL."""
 
     name: Literal["postgres"] = "postgres"
+    # Waits for a revocation's FOR UPDATE or a DELETE of the row, and makes
+    # them wait; compatible with plain UPDATEs of other columns (token use).
+    guard_lock: str = " FOR KEY SHARE"
 
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """A transaction-level advisory lock on key: same-key writers take turns."""

@@ -41,6 +41,8 @@ class SqliteDialect:
     """What the domain code asks of SQLite."""
 
     name: Literal["sqlite"] = "sqlite"
+    # Writers already take turns (BEGIN IMMEDIATE): a plain read is current.
+    guard_lock: str = ""
 
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""

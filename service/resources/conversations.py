@@ -2,8 +2,10 @@
 
 Every responder first resolves the bearer token to a user (401 otherwise);
 the db layer answers a conversation the user is not a member of exactly as
-one that does not exist (404), so nothing reveals it. Messages and search,
-inside these conversations, are in messages.py.
+one that does not exist (404), so nothing reveals it. Only the owner adds
+members and removes others; anyone may leave (db/members.py). Messages and
+search, inside these conversations, are in messages.py; handing ownership
+over and the operator's moderation, in ownership.py.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from spectree import Response
 
 from db import ConversationRecord, MemberRecord
 from db.conversations import Conversations as ConversationStore
+from db.members import Members as MemberStore
 from db.users import Users as UserStore
 from service.auth import caller
 from service.bodies import read_json
@@ -46,7 +49,8 @@ WRITE_ERRORS = {
 }
 
 
-def _member(member: MemberRecord) -> dict[str, Any]:
+def member_out(member: MemberRecord) -> dict[str, Any]:
+    """The JSON of a member."""
     return {
         "handle": member.handle,
         "display_name": member.display_name,
@@ -54,16 +58,18 @@ def _member(member: MemberRecord) -> dict[str, Any]:
     }
 
 
-def _conversation(record: ConversationRecord, *, members: bool) -> dict[str, Any]:
+def conversation_out(record: ConversationRecord, *, members: bool) -> dict[str, Any]:
+    """The JSON of a conversation, with its members or (in listings) without."""
     out: dict[str, Any] = {
         "id": record.id,
         "title": record.title,
         "created_by": record.created_by,
+        "owner": record.owner,
         "created_at": utc_iso(record.created_at),
         "last_message_at": utc_iso(record.last_message_at),
     }
     if members:
-        out["members"] = [_member(m) for m in record.members]
+        out["members"] = [member_out(m) for m in record.members]
     return out
 
 
@@ -84,19 +90,21 @@ class Conversations:
         resp=Response(HTTP_201=ConversationOut, **WRITE_ERRORS),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Start a conversation with the given members; the caller is one."""
+        """Start a conversation with the given members; the caller owns it."""
         me = caller(req)
         body = read_json(req, ConversationIn, self._max_body)
         found = self._users.by_handles(body.members)
-        missing = [
-            {"detail": f"no user with handle {handle!r}", "pointer": f"#/members/{i}"}
-            for i, handle in enumerate(body.members)
-            if handle not in found
-        ]
-        if missing:
-            raise Problem(422, "unknown member handles", errors=missing)
+        if len(found) != len(set(body.members)):
+            # Not which ones: a request tells at most that all of its
+            # handles exist, one bit, however many it guesses (docs/api.md).
+            raise Problem(
+                422,
+                "members: at least one handle names no user (which is not said, "
+                "so that guessed handles cannot be probed in bulk)",
+                errors=[{"detail": "unknown handle(s)", "pointer": "#/members"}],
+            )
         record = self._conversations.create(me.user, body.title, found.values())
-        resp.media = _conversation(record, members=True)
+        resp.media = conversation_out(record, members=True)
         resp.status = falcon.HTTP_201
 
     @documented(
@@ -118,7 +126,7 @@ class Conversations:
                 errors=[{"detail": str(ex), "parameter": "cursor"}],
             ) from ex
         resp.media = {
-            "items": [_conversation(c, members=False) for c in page.items],
+            "items": [conversation_out(c, members=False) for c in page.items],
             "next": page.next,
         }
 
@@ -133,14 +141,14 @@ class Conversations:
         """One of my conversations with its members, or 404."""
         me = caller(req)
         record = self._conversations.get(me.user.id, conversation_id)
-        resp.media = _conversation(record, members=True)
+        resp.media = conversation_out(record, members=True)
 
 
 class Members:
-    """POST .../members and DELETE .../members/{handle}, for members only."""
+    """POST .../members (the owner) and DELETE .../members/{handle}."""
 
-    def __init__(self, conversations: ConversationStore, max_body_bytes: int) -> None:
-        self._conversations = conversations
+    def __init__(self, members: MemberStore, max_body_bytes: int) -> None:
+        self._members = members
         self._max_body = max_body_bytes
 
     @documented(
@@ -148,25 +156,29 @@ class Members:
         json=MemberIn,
         tags=["conversations"],
         resp=Response(
-            HTTP_200=MemberOut, HTTP_201=MemberOut, HTTP_404=ProblemOut, **WRITE_ERRORS
+            HTTP_200=MemberOut,
+            HTTP_201=MemberOut,
+            HTTP_403=ProblemOut,
+            HTTP_404=ProblemOut,
+            **WRITE_ERRORS,
         ),
     )
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
-        """Add a member: 201, or 200 when already one."""
+        """Add a member (the owner only): 201, or 200 when already one."""
         me = caller(req)
         body = read_json(req, MemberIn, self._max_body)
-        member, added = self._conversations.add_member(
-            me.user.id, conversation_id, body.handle
-        )
-        resp.media = _member(member)
+        member, added = self._members.add(me.user.id, conversation_id, body.handle)
+        resp.media = member_out(member)
         resp.status = falcon.HTTP_201 if added else falcon.HTTP_200
 
     @documented(
         auth="user",
         tags=["conversations"],
-        resp=Response("HTTP_204", HTTP_404=ProblemOut, **AUTH_ERRORS),
+        resp=Response(
+            "HTTP_204", HTTP_403=ProblemOut, HTTP_404=ProblemOut, **AUTH_ERRORS
+        ),
     )
     def on_delete_item(
         self,
@@ -175,11 +187,9 @@ class Members:
         conversation_id: int,
         handle: str,
     ) -> None:
-        """Remove a member (yourself included): 204, or 404."""
+        """Leave (your own handle), or remove another member (the owner only)."""
         me = caller(req)
-        self._conversations.remove_member(
-            me.user.id, conversation_id, check_handle(handle)
-        )
+        self._members.remove(me.user.id, conversation_id, check_handle(handle))
         resp.status = falcon.HTTP_204
 
 
@@ -187,7 +197,7 @@ def routes(context: Context) -> list[Route]:
     """A user's conversations and their members."""
     database, max_body = context.database, context.max_body
     conversations = Conversations(database.conversations, database.users, max_body)
-    members = Members(database.conversations, max_body)
+    members = Members(database.members, max_body)
     return [
         ("/v1/conversations", conversations, None),
         (CONVERSATION, conversations, "item"),
