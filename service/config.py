@@ -100,6 +100,13 @@ class Settings(BaseSettings):
                 "starts or ends with whitespace (a pasted newline or space?); "
                 "no client could send it: remove it"
             )
+        if not all("!" <= c <= "~" for c in token):
+            # An Authorization header carries ASCII; a proxy may drop others.
+            raise ValueError(
+                "must be visible ASCII characters only (letters, digits, "
+                "punctuation; no spaces or control characters): no client could "
+                "send anything else in an Authorization header"
+            )
         if len(token) < MIN_ADMIN_TOKEN_LENGTH:
             raise ValueError(
                 f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters; make one with "

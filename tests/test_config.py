@@ -146,12 +146,18 @@ def test_url_and_path_both_set_exit_2(tmp_path: Path) -> None:
         ("s3cret-short", "at least 16 characters"),
         (" s3cret-but-long-enough", "whitespace"),
         ("s3cret-but-long-enough\n", "whitespace"),
+        # Headers carry ASCII: no client could ever present these.
+        ("s3cret-\u00fcn\u00efc\u00f6d\u00e9-long-enough", "visible ASCII"),
+        ("s3cret-\u2028-long-enough", "visible ASCII"),
+        ("s3cret-with\tinner-tab", "visible ASCII"),
+        ("s3cret with-inner-space", "visible ASCII"),
+        ("s3cret-\x7f-long-enough", "visible ASCII"),
     ],
 )
 def test_bad_admin_token_exits_2_without_echoing_it(
     tmp_path: Path, token: str, expected: str
 ) -> None:
-    """A short or whitespace-padded SERVICE_ADMIN_TOKEN: exit 2, one line, not shown."""
+    """A short, padded or unsendable SERVICE_ADMIN_TOKEN: exit 2, one line, not shown."""
     env = service_env(tmp_path / "db.sqlite3", admin_token=token)
     # Every command reads the settings first; status would not wait on a port.
     result = run_cli("status", env=env, timeout=30)

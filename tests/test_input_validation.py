@@ -109,12 +109,19 @@ def test_message_cursors_past_64_bits_are_422(
 
 
 @pytest.mark.parametrize(
-    "raw", [f"2026-01-01 00:00:00|{HUGE}", f"2026-01-01 00:00:00|{JUST_PAST}"]
+    "raw",
+    [
+        f"2026-01-01 00:00:00|{HUGE}",
+        f"2026-01-01 00:00:00|{JUST_PAST}",
+        # Stamps at the edge of the date range whose offset moves them past it.
+        "0001-01-01T00:00:00+01:00|1",
+        "9999-12-31T23:59:59.999999-01:00|1",
+    ],
 )
 def test_tampered_conversation_cursor_is_422(
     client: Client, ann: str, raw: str
 ) -> None:
-    """A cursor whose id is past 64 bits is a malformed cursor (422), not a 500."""
+    """A cursor with an id past 64 bits or a stamp past the date range is 422, not 500."""
     result = client.simulate_get(
         "/v1/conversations", params={"cursor": cursor(raw)}, headers=bearer(ann)
     )
