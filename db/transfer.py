@@ -6,7 +6,11 @@ Tables are copied in foreign-key order in one PostgreSQL transaction (a
 failure leaves the target as it was), identity sequences are moved past
 the copied ids, and the row counts and the search index are verified
 before the commit. Token hashes are copied as stored, so every API token
-keeps working.
+keeps working. One transfer into a database at a time: a second one is
+refused at once (a transaction-level advisory lock). Every refusal or
+failure is a TransferError naming the file or table and the cause; the
+source's own SQLite errors (a corrupt file) are left to the caller, who
+names the file.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import psycopg2
 from psycopg2 import extras, sql
 
 from db.dialects import sqlite, sqlite_schema
-from db.dialects.postgres import connect_arguments
+from db.dialects.postgres import connect_arguments, key_number
 from db.errors import DatabaseError
 from db.migrations.backend import TRACKING_TABLES
 from db.target import PostgresTarget
@@ -56,8 +60,33 @@ def copy_order(tables: dict[str, sqlite_schema.Table]) -> list[str]:
     return list(TopologicalSorter(graph).static_order())
 
 
-def _versions_sqlite(con: Any) -> set[int]:
+def _versions_sqlite(con: Any, source: Path) -> set[int]:
+    if not con.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'"
+    ).fetchone():
+        raise TransferError(
+            f"{source} has no schema_migrations table: not a database of this service"
+        )
     return {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations")}
+
+
+def _refused_row(source: Path, table: str, ex: Exception) -> str:
+    """Why PostgreSQL refused a row of table from source, in one line."""
+    diag = getattr(ex, "diag", None)
+    what = " ".join(
+        part
+        for part in (
+            getattr(diag, "message_primary", None) or _line(ex),
+            getattr(diag, "message_detail", None),
+        )
+        if part
+    )
+    hint = (
+        f"; `PRAGMA foreign_key_check` on {source} lists such rows"
+        if getattr(ex, "pgcode", "") == "23503"
+        else ""
+    )
+    return f"table {table} of {source}: PostgreSQL refused a row: {what}{hint}"
 
 
 def _versions_postgres(cur: Any) -> set[int]:
@@ -118,28 +147,39 @@ def transfer(
     target: PostgresTarget,
     progress: Callable[[str, int], None] = lambda table, rows: None,
 ) -> Copied:
-    """Copy the SQLite database at source into target; TransferError when refused."""
+    """Copy the SQLite database at source into target; TransferError when refused.
+
+    The source's SQLite errors (corrupt, not a database) propagate.
+    """
     if not source.is_file():
         raise TransferError(f"no SQLite database at {source}")
     con = sqlite.connect_read_only(source)
     try:
-        tables = {
-            name: table
-            for name, table in sqlite_schema.read_schema(con).items()
-            if name not in TRACKING_TABLES
-        }
-        order = copy_order(tables)
-        versions = _versions_sqlite(con)
-        indexed = (
-            con.execute("SELECT count(*) FROM messages_fts").fetchone()[0]
-            if "messages" in tables
-            else None
-        )
-        pg = psycopg2.connect(**connect_arguments(target.url, lock_timeout=30))
+        versions = _versions_sqlite(con, source)
+        try:
+            pg = psycopg2.connect(**connect_arguments(target.url, lock_timeout=30))
+        except psycopg2.Error as ex:
+            raise TransferError(
+                f"cannot connect to {target.describe()}: {_line(ex)}"
+            ) from ex
         try:
             with pg, pg.cursor() as cur:
-                copied = _copy(con, cur, tables, order, versions, progress)
+                _claim(cur, target)
+                _same_versions(cur, versions, source)
+                tables = {
+                    name: table
+                    for name, table in sqlite_schema.read_schema(con).items()
+                    if name not in TRACKING_TABLES
+                }
+                indexed = (
+                    con.execute("SELECT count(*) FROM messages_fts").fetchone()[0]
+                    if "messages" in tables
+                    else None
+                )
+                copied = _copy(con, cur, tables, copy_order(tables), source, progress)
                 _verify(cur, copied, indexed)
+        except psycopg2.Error as ex:
+            raise TransferError(f"{target.describe()}: {_line(ex)}") from ex
         finally:
             pg.close()
     finally:
@@ -147,20 +187,43 @@ def transfer(
     return Copied(copied)
 
 
+def _line(ex: BaseException) -> str:
+    """An error as one line (psycopg2's span several)."""
+    return " ".join(str(ex).split())
+
+
+def _claim(cur: Any, target: PostgresTarget) -> None:
+    """This transaction's claim on the target: a second transfer is refused now.
+
+    Without it, a second transfer would wait on the first one's rows for
+    lock_timeout and then fail on them.
+    """
+    cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (key_number("transfer"),))
+    if not cur.fetchone()[0]:
+        raise TransferError(
+            f"another transfer into {target.describe()} is running; wait for it "
+            "to finish (a finished one leaves rows, so this one would be refused)"
+        )
+
+
+def _same_versions(cur: Any, versions: set[int], source: Path) -> None:
+    target_versions = _versions_postgres(cur)
+    if target_versions != versions:
+        raise TransferError(
+            f"schema versions differ: the SQLite database {source} has "
+            f"{sorted(versions)}, the target {sorted(target_versions)}; migrate "
+            "both to the same release"
+        )
+
+
 def _copy(
     con: Any,
     cur: Any,
     tables: dict[str, sqlite_schema.Table],
     order: list[str],
-    versions: set[int],
+    source: Path,
     progress: Callable[[str, int], None],
 ) -> dict[str, int]:
-    target_versions = _versions_postgres(cur)
-    if target_versions != versions:
-        raise TransferError(
-            f"schema versions differ: the SQLite database has {sorted(versions)}, "
-            f"the target {sorted(target_versions)}; migrate both to the same release"
-        )
     for name in order:
         cur.execute(
             sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(name))
@@ -176,9 +239,22 @@ def _copy(
             sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         )
         count = 0
-        for batch in _rows(con, tables[name].name, columns):
-            extras.execute_values(cur, insert.as_string(cur), batch, page_size=BATCH)
-            count += len(batch)
+        try:
+            for batch in _rows(con, tables[name].name, columns):
+                extras.execute_values(
+                    cur, insert.as_string(cur), batch, page_size=BATCH
+                )
+                count += len(batch)
+        except (psycopg2.IntegrityError, psycopg2.DataError) as ex:
+            raise TransferError(_refused_row(source, tables[name].name, ex)) from ex
+        except ValueError as ex:  # psycopg2's own check, before sending
+            if "NUL" not in str(ex):
+                raise
+            raise TransferError(
+                f"table {tables[name].name} of {source} holds a text value with a "
+                "NUL character (U+0000), which PostgreSQL cannot store: remove it "
+                "there and transfer again"
+            ) from ex
         copied[tables[name].name] = count
         _reset_sequences(cur, tables[name].name, columns)
         progress(tables[name].name, count)

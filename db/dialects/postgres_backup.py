@@ -9,7 +9,9 @@ install. The URL's password reaches pg_dump through a passfile of mode
 every local user can read in /proc) or its output, and any error text is
 scrubbed of it before it is shown. The dump is written to a temporary
 file beside PATH, read back with `pg_restore --list`, and only then moved
-into place; every failure removes it.
+into place; every failure removes it, and one a killed backup left is
+removed by the next (db/backup_files.py, which also refuses targets that
+are not regular files).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from psycopg2 import extensions
 
+from db.backup_files import partial_copy, refuse_special
 from db.errors import DatabaseError
 from db.target import PostgresTarget
 
@@ -51,10 +54,7 @@ class Dump:
 def check_target(target: Path, *, force: bool = False) -> Path:
     """Where the dump goes (absolute); BackupError for a target that cannot be one."""
     target = target.expanduser().absolute()
-    if target.is_dir():
-        raise BackupError(
-            f"backup target {target} is a directory; name a file inside it"
-        )
+    refuse_special(target, BackupError)
     if not target.parent.is_dir():
         raise BackupError(f"backup folder {target.parent} does not exist")
     if target.exists() and not force:
@@ -137,12 +137,12 @@ def dump(target: PostgresTarget, path: Path, *, force: bool = False) -> Dump:
     final = check_target(path, force=force)
     pg_dump, pg_restore = tools()
     version = _run([pg_dump, "--version"], "pg_dump --version", "").strip()
-    descriptor, name = tempfile.mkstemp(
-        dir=final.parent, prefix=f".{final.name}.", suffix=".partial"
-    )
-    os.close(descriptor)  # mode 0600: a dump holds every row
-    partial = Path(name)
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            # mkstemp's mode 0600: a dump holds every row.
+            partial = stack.enter_context(partial_copy(final))
+        except OSError as ex:
+            raise BackupError(f"cannot write in {final.parent}: {ex.strerror}") from ex
         with conninfo_without_password(target) as (conninfo, password):
             _run(
                 [
@@ -160,8 +160,6 @@ def dump(target: PostgresTarget, path: Path, *, force: bool = False) -> Dump:
             1 for line in listing.splitlines() if line.strip() and line[0] != ";"
         )
         _move_into_place(partial, final, force=force)
-    finally:
-        partial.unlink(missing_ok=True)
     return Dump(final, entries, version)
 
 

@@ -3,9 +3,11 @@
 A backup written onto the database's own -wal (or any file that is, or
 resolves to, one of the live files) destroys committed writes and still
 reports "integrity ok", so every such target is refused before anything
-is opened. The copy is written to a temporary file of its own beside the
-target (two backups never share one) and moved into place only once it
-passed integrity_check; every failure removes it.
+is opened, as is one that is not a regular file (db/backup_files.py). The
+copy is written to a temporary file of its own beside the target (two
+backups never share one) and moved into place only once it passed
+integrity_check; every failure removes it, and one a killed backup left
+is removed by the next.
 """
 
 from __future__ import annotations
@@ -14,14 +16,11 @@ import contextlib
 import errno
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
+from db.backup_files import partial_copy, refuse_special
 from db.dialects.sqlite import BUSY_TIMEOUT_MS, COMPANION_SUFFIXES
 from db.errors import DatabaseError
-
-# SQLite's journals of the temporary copy, removed with it on failure.
-_TEMP_COMPANIONS = ("-journal", "-wal", "-shm")
 
 
 class BackupTargetError(DatabaseError):
@@ -62,10 +61,7 @@ def check_target(database: Path, target: Path, *, force: bool = False) -> Path:
             raise BackupTargetError(
                 f"backup target {target} is {what}; choose another path"
             )
-    if resolved.is_dir():
-        raise BackupTargetError(
-            f"backup target {target} is a directory; name a file inside it"
-        )
+    refuse_special(target, BackupTargetError)
     if not resolved.parent.is_dir():
         raise BackupTargetError(f"backup folder {resolved.parent} does not exist")
     if resolved.exists() and not force:
@@ -83,25 +79,18 @@ def backup(source: Path, target: Path, *, force: bool = False) -> str:
     failure; neither leaves a file behind.
     """
     final = check_target(source, target, force=force)
-    try:
-        fd, name = tempfile.mkstemp(
-            prefix=f".{final.name}.", suffix=".partial", dir=final.parent
-        )
-    except OSError as ex:
-        raise DatabaseError(f"cannot write in {final.parent}: {ex}") from ex
-    os.close(fd)
-    partial = Path(name)
-    try:
-        result = _copy(source, partial)
-        if result == "ok":
-            _move_into_place(partial, final, force=force)
-        return result
-    except (sqlite3.Error, OSError) as ex:
-        raise DatabaseError(str(ex)) from ex
-    finally:
-        for leftover in (partial, *(Path(name + s) for s in _TEMP_COMPANIONS)):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+    with contextlib.ExitStack() as stack:
+        try:
+            partial = stack.enter_context(partial_copy(final))
+        except OSError as ex:
+            raise DatabaseError(f"cannot write in {final.parent}: {ex}") from ex
+        try:
+            result = _copy(source, partial)
+            if result == "ok":
+                _move_into_place(partial, final, force=force)
+            return result
+        except (sqlite3.Error, OSError) as ex:
+            raise DatabaseError(str(ex)) from ex
 
 
 def _copy(source: Path, partial: Path) -> str:

@@ -107,6 +107,8 @@ class SqliteEngine:
     dialect: SqliteDialect = SqliteDialect()
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        # As configured (a symlink stays one) and the file it names now.
+        self.configured = path.absolute()
         self.path = path.resolve()
         self.synchronous = synchronous
         self._identity: tuple[int, int] | None = None
@@ -144,7 +146,8 @@ class SqliteEngine:
             )
         except Exception as ex:
             raise StartupError(f"cannot open {self.path}: {ex}") from ex
-        self._identity = sqlite.file_identity(self.path)
+        # Through the configured path: a symlink re-pointed later is noticed.
+        self._identity = sqlite.file_identity(self.configured)
 
     def check_schema(self, orm_db: orm.Database) -> None:
         """Map the entities; SchemaMismatchError naming what differs, if anything."""
@@ -163,13 +166,24 @@ class SqliteEngine:
             con.close()
 
     def fault(self) -> str | None:
-        """Why the file cannot serve: deleted or replaced since it was opened."""
-        if sqlite.file_identity(self.path) != self._identity:
+        """Why the file cannot serve: deleted, replaced or re-pointed since opened.
+
+        Checked through the configured path, so that a symlink pointed at
+        another file (ln -sfn) is caught as well as a file moved over the
+        open one: writes would go where the configured path no longer leads.
+        """
+        if sqlite.file_identity(self.configured) == self._identity:
+            return None
+        if self.configured.resolve() != self.path:
             return (
-                f"the database file {self.path} was deleted or replaced "
-                "after the service opened it"
+                f"{self.configured} now points to {self.configured.resolve()}, not "
+                f"to {self.path}, the file the service opened; restart it to use "
+                "the new file"
             )
-        return None
+        return (
+            f"the database file {self.path} was deleted or replaced "
+            "after the service opened it"
+        )
 
     def closed(self) -> None:
         """Optimize and checkpoint the WAL once every connection is closed."""

@@ -14,7 +14,12 @@ from service import logs
 from service.cli.backup import cmd_backup
 from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
-from service.cli.failures import DatabaseFileError, check_database_path, describe
+from service.cli.failures import (
+    DatabaseFileError,
+    check_database_path,
+    check_writable,
+    describe,
+)
 from service.cli.migrations import (
     cmd_accept_checksum,
     cmd_baseline,
@@ -32,6 +37,8 @@ log = logging.getLogger("service")
 _USES_DATABASE_FILE = frozenset(
     {"serve", "migrate", "status", "check", "backup", "baseline", "accept-checksum"}
 )
+# Those of them that write it: a read-only file is refused before they start.
+_WRITES_DATABASE_FILE = frozenset({"serve", "migrate", "baseline", "accept-checksum"})
 _DATABASE_FAILURES: tuple[type[Exception], ...] = DRIVER_ERRORS  # OSError too
 
 
@@ -102,6 +109,8 @@ def main(
     try:
         if args.command in _USES_DATABASE_FILE and settings.target.dialect == "sqlite":
             check_database_path(path)
+            if args.command in _WRITES_DATABASE_FILE:
+                check_writable(path)
         match args.command:
             case "serve":
                 return serve(settings)

@@ -44,6 +44,33 @@ def check_database_path(path: Path) -> None:
         )
 
 
+def check_writable(path: Path) -> None:
+    """Refuse a database the service could read but never write, before opening it.
+
+    SQLite opens a file it may not write read-only without a word: the
+    service would start "ready" and answer every write with a 503 that no
+    retry fixes. The folder first (a read-only mount explains everything
+    in it), then the file and the -wal and -shm files beside it.
+    """
+    folder = path.parent
+    if folder.is_dir() and not _writable(folder):
+        raise DatabaseFileError(_read_only_folder(path))
+    for candidate in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm"))):
+        if candidate.exists() and not _writable(candidate):
+            raise DatabaseFileError(
+                f"{candidate} is read-only: the service needs to write it "
+                "(check its mode and owner, or the mount)"
+            )
+
+
+def _read_only_folder(path: Path) -> str:
+    return (
+        f"{path.parent} is read-only: the service writes {path.name} and its "
+        "-wal, -shm and .migrate.lock files beside it (even to read a "
+        "WAL database, SQLite needs its -shm file)"
+    )
+
+
 def _writable(path: Path) -> bool:
     # access(2) answers EROFS for a read-only mount, even for root.
     return os.access(path, os.W_OK)
@@ -65,11 +92,7 @@ def describe(path: Path, ex: BaseException) -> str:
         read_only = True
     if read_only or "unable to open database file" in text:
         if folder.is_dir() and not _writable(folder):
-            return (
-                f"{folder} is read-only: the service writes {path.name} and its "
-                "-wal, -shm and .migrate.lock files beside it (even to read a "
-                "WAL database, SQLite needs its -shm file)"
-            )
+            return _read_only_folder(path)
         if path.exists() and not _writable(path):
             return f"{path} is read-only: the service needs to write it"
         if not folder.is_dir():

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 from db import migrate as migrations
+from db.dialects import sqlite
 from db.target import PostgresTarget
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, found_migrations
+from service.cli.failures import describe
 from service.config import Settings
 
 
@@ -31,6 +33,10 @@ def cmd_transfer(settings: Settings, source: Path) -> int:
         )
     except TransferError as ex:
         print(f"transfer refused: {ex}", file=sys.stderr)
+        return EXIT_FAILED
+    except (sqlite.ERROR, OSError) as ex:
+        # The source's own failures: name the file given, not the default path.
+        print(f"transfer failed: {describe(source, ex)}", file=sys.stderr)
         return EXIT_FAILED
     total = sum(copied.tables.values())
     print(
