@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import time
 
 from service import fd_limit
-from service.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_SIGNAL_BASE
+from service.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE
 from service.config import Settings
 
 log = logging.getLogger("service")
@@ -22,10 +23,23 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name other than localhost: assume it is reachable
 
 
+def listen_advice(code: int | None) -> str:
+    """What to change when the server cannot listen, by errno."""
+    if code == errno.EADDRINUSE:
+        return "another process listens there: stop it, or set SERVICE_PORT to a free port (0 picks one)"
+    if code == errno.EACCES:
+        return "ports below 1024 need privileges: set SERVICE_PORT to 1024 or above"
+    if code == errno.EADDRNOTAVAIL:
+        return "not an address of this machine: set SERVICE_HOST to one of its addresses (0.0.0.0: all of them)"
+    if code is None:
+        return "set SERVICE_HOST to a name or address of this machine"
+    return "check SERVICE_HOST and SERVICE_PORT"
+
+
 def cmd_serve(settings: Settings) -> int:
     """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP."""
     from service.app import create_app, open_for
-    from service.server import Server, StartupInterruptedError, StopSignals
+    from service.server import ListenError, Server, StartupInterruptedError, StopSignals
 
     started = time.perf_counter()
     signals = StopSignals()
@@ -80,6 +94,14 @@ def cmd_serve(settings: Settings) -> int:
         )
         server.run()
         log.info("stopped accepting; in-flight requests drained")
+    except ListenError as ex:
+        log.critical(
+            "serve failed: %s; %s",
+            ex,
+            listen_advice(ex.errno),
+            extra={"event": "failed"},
+        )
+        return EXIT_FAILED
     except StartupInterruptedError as ex:
         # The migration in progress (if any) rolled back with its transaction.
         log.critical(
