@@ -49,7 +49,7 @@ def requirements(routes: list[openapi.Route]) -> dict[tuple[str, str], Any]:
 def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Route]:
     """Every route: the resource modules', /metrics and /openapi.json."""
     routes = resources.collect(context)
-    routes.append(("/metrics", MetricsResource(metrics), None))
+    routes.append(("/metrics", MetricsResource(metrics.registry), None))
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     return routes
 

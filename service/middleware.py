@@ -59,9 +59,7 @@ class RequestContext:
         """Record the request's metrics and write its access line."""
         elapsed = time.perf_counter() - req.context.started
         status = resp.status_code
-        self._metrics.observe_request(
-            req.uri_template or "unmatched", req.method, status, elapsed
-        )
+        self._metrics.observe_request(req.uri_template, req.method, status, elapsed)
         if logs.access.enabled():
             logs.access.write(
                 req.method,
