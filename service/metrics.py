@@ -8,7 +8,6 @@ exposition (content negotiation, gzip, `name[]` filters).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from spectree import Response
 
 from service.openapi import documented
+from service.routing import openapi_path
 
 LATENCY_BUCKETS = (
     0.001,
@@ -42,17 +42,10 @@ KNOWN_METHODS = frozenset(
 OTHER_METHOD = "other"
 UNMATCHED = "unmatched"
 LOCK_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# Falcon's field converters ({id:int(min=1)}) are not part of the path clients see.
-_CONVERTER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[^{}]*\}")
 
 # The `_created` series (a timestamp per labelled child) would double what
 # /metrics holds and says nothing a counter's reset does not.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-
-
-def openapi_path(template: str) -> str:
-    """Falcon's URI template as the OpenAPI document writes it: {name}, no converter."""
-    return _CONVERTER.sub(r"{\1}", template)
 
 
 class Metrics:

@@ -16,6 +16,7 @@ from db.session import READ, finish
 from service import logs
 from service.metrics import Metrics
 from service.openapi import Requirement
+from service.routing import openapi_path
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -59,15 +60,16 @@ class RequestContext:
         """Record the request's metrics and write its access line."""
         elapsed = time.perf_counter() - req.context.started
         status = resp.status_code
-        self._metrics.observe_request(req.uri_template, req.method, status, elapsed)
-        if logs.access.enabled():
-            logs.access.write(
-                req.method,
-                req.path,
-                status,
-                elapsed,
-                req.context.request_id,
-            )
+        template = req.uri_template
+        self._metrics.observe_request(template, req.method, status, elapsed)
+        logs.log_access(
+            req.method,
+            req.path,
+            None if template is None else openapi_path(template),
+            status,
+            elapsed,
+            req.context.request_id,
+        )
 
 
 class DbSession:

@@ -33,7 +33,7 @@ try:
     database = open_for(settings)
 except (StartupError, TimeoutError, OSError) as ex:
     cause = naming_the_setting(str(ex), ex, settings)
-    log.critical("start-up failed: %s", cause, extra={"event": "failed"})
+    log.critical("start-up failed: %s", cause, extra={"event.action": "failed"})
     raise SystemExit(EXIT_FAILED) from None
 atexit.register(database.close)
 app = create_app(settings, database=database)

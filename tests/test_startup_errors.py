@@ -15,7 +15,7 @@ def _critical(stderr: str) -> str:
     """The one CRITICAL line's message; no traceback anywhere."""
     assert "Traceback" not in stderr
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    critical = [line["msg"] for line in lines if line["level"] == "CRITICAL"]
+    critical = [line["message"] for line in lines if line["log.level"] == "CRITICAL"]
     assert len(critical) == 1, lines
     return str(critical[0])
 

@@ -121,4 +121,4 @@ def test_tools_that_check_postgres_name_the_extra(
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     last = json.loads(result.stderr.splitlines()[-1])
-    assert "pip install 'service-foundation[postgres]'" in last["msg"]
+    assert "pip install 'service-foundation[postgres]'" in last["message"]

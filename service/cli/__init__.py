@@ -148,17 +148,23 @@ def main(
                 return cmd_transfer(settings, args.sqlite_path)
     except (DatabaseFileError, StartupError, TimeoutError) as ex:
         cause = naming_the_setting(str(ex), ex, settings)
-        log.critical("%s failed: %s", args.command, cause, extra={"event": "failed"})
+        log.critical(
+            "%s failed: %s", args.command, cause, extra={"event.action": "failed"}
+        )
         return EXIT_FAILED
     except ImportError as ex:
         if not (ex.name or "").startswith("psycopg2"):
             raise
         cause = missing_driver(args.command, settings)
-        log.critical("%s failed: %s", args.command, cause, extra={"event": "failed"})
+        log.critical(
+            "%s failed: %s", args.command, cause, extra={"event.action": "failed"}
+        )
         return EXIT_FAILED
     except _DATABASE_FAILURES as ex:
         # Never a traceback: one line naming the cause (corrupt, read-only...).
         cause = naming_the_setting(describe(path, ex), ex, settings)
-        log.critical("%s failed: %s", args.command, cause, extra={"event": "failed"})
+        log.critical(
+            "%s failed: %s", args.command, cause, extra={"event.action": "failed"}
+        )
         return EXIT_FAILED
     raise AssertionError(args.command)  # argparse only allows the commands above

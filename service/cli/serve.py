@@ -51,14 +51,14 @@ def cmd_serve(settings: Settings) -> int:
             explicit="connection_limit" in settings.model_fields_set,
         )
     except fd_limit.FdLimitError as ex:
-        log.critical("%s", ex, extra={"event": "failed"})
+        log.critical("%s", ex, extra={"event.action": "failed"})
         return EXIT_CONFIG
     if settings.admin_token is None and not _is_loopback(settings.host):
         log.warning(
             "SERVICE_ADMIN_TOKEN is unset and the service listens on %s: "
             "/v1/metadata is open to anyone who can reach it",
             settings.host,
-            extra={"event": "open_metadata"},
+            extra={"event.action": "open_metadata"},
         )
     database = None
     try:
@@ -82,8 +82,8 @@ def cmd_serve(settings: Settings) -> int:
             "ready on %s",
             ", ".join(server.urls),
             extra={
-                "event": "ready",
-                "url": server.url,
+                "event.action": "ready",
+                "url.full": server.url,
                 "urls": server.urls,
                 "schema_version": state.version,
                 "database": settings.target.describe(),
@@ -99,7 +99,7 @@ def cmd_serve(settings: Settings) -> int:
             "serve failed: %s; %s",
             ex,
             listen_advice(ex.errno),
-            extra={"event": "failed"},
+            extra={"event.action": "failed"},
         )
         return EXIT_FAILED
     except StartupInterruptedError as ex:
@@ -107,7 +107,7 @@ def cmd_serve(settings: Settings) -> int:
         log.critical(
             "stopped by %s during start-up, before serving; nothing half-applied",
             ex,
-            extra={"event": "interrupted", "signal": str(ex)},
+            extra={"event.action": "interrupted", "signal": str(ex)},
         )
         return EXIT_SIGNAL_BASE + ex.signum
     finally:
