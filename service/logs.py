@@ -51,14 +51,6 @@ def log_access(
     """
     if not _access.isEnabledFor(logging.INFO):
         return
-    fields = {
-        "http.request.method": method,
-        "url.path": path,
-        "http.route": route,
-        "http.response.status_code": status,
-        "event.duration": int(seconds * 1e9),
-        "http.request.id": request_id,
-    }
     record = _access.makeRecord(
         ACCESS_LOGGER,
         logging.INFO,
@@ -68,16 +60,34 @@ def log_access(
         (method, path, status),
         None,
         "log_access",
-        fields,
+    )
+    # The fields as record attributes, set directly: makeRecord's extra= would
+    # check each name against the record's own, which these never clash with.
+    record.__dict__.update(
+        {
+            "http.request.method": method,
+            "url.path": path,
+            "http.route": route,
+            "http.response.status_code": status,
+            "event.duration": int(seconds * 1e9),
+            "http.request.id": request_id,
+        }
     )
     _access.handle(record)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _timestamp(created: float) -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-        + f".{int(created % 1 * 1000):03d}Z"
-    )
+    """ISO 8601 UTC with milliseconds; strftime once per second, not per line."""
+    global _second  # a one-entry cache: a race between threads only recomputes it
+    second = int(created)
+    cached = _second
+    if cached[0] != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        cached = _second = (second, text)
+    return f"{cached[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -107,18 +117,18 @@ class JsonFormatter(logging.Formatter):
     def _access_line(self, record: logging.LogRecord) -> str:
         """The same shape, by hand: json.dumps of a dict costs several times more."""
         fields = record.__dict__
-        method, path, route = (_quote(str(fields[k])) for k in _ACCESS_FIELDS[:3])
-        route = "null" if fields["http.route"] is None else route
+        # Each string quoted once (C code); the message reuses the quoted parts.
+        method = _quote(str(fields["http.request.method"]))
+        path = _quote(str(fields["url.path"]))
+        route = fields["http.route"]
+        route = "null" if route is None else _quote(str(route))
         status = int(fields["http.response.status_code"])
-        message = _quote(
-            f"{fields['http.request.method']} {fields['url.path']} {status}"
-        )
         return (
             f'{{"@timestamp": "{_timestamp(record.created)}", "log.level": "INFO", '
-            f'"message": {message}, "ecs.version": "{ECS_VERSION}", '
-            f'"log.logger": "{ACCESS_LOGGER}", "http.request.method": {method}, '
-            f'"url.path": {path}, "http.route": {route}, '
-            f'"http.response.status_code": {status}, '
+            f'"message": {method[:-1]} {path[1:-1]} {status}", '
+            f'"ecs.version": "{ECS_VERSION}", "log.logger": "{ACCESS_LOGGER}", '
+            f'"http.request.method": {method}, "url.path": {path}, '
+            f'"http.route": {route}, "http.response.status_code": {status}, '
             f'"event.duration": {int(fields["event.duration"])}, '
             f'"http.request.id": {_quote(str(fields["http.request.id"]))}}}'
         )
