@@ -102,6 +102,8 @@ class Metrics:
         template is the matched route's URI template (None: no route);
         a method outside KNOWN_METHODS is counted as "other".
         """
+        if method not in KNOWN_METHODS:
+            method = OTHER_METHOD  # before the key: clients choose the methods
         key = (template, method, status)
         children = self._children.get(key)
         if children is None:
@@ -113,8 +115,6 @@ class Metrics:
         self, template: str | None, method: str, status: int
     ) -> tuple[Any, Any]:
         route = UNMATCHED if template is None else openapi_path(template)
-        if method not in KNOWN_METHODS:
-            method = OTHER_METHOD
         return (
             self.requests.labels(route, method, str(status)),
             self.latency.labels(route, method),

@@ -87,6 +87,26 @@ def test_openmetrics_by_accept(served: ServeProcess) -> None:
     assert _get(served)[1]["content-type"].startswith("text/plain")
 
 
+def test_name_filter_returns_only_the_names_asked(served: ServeProcess) -> None:
+    """`?name[]=...` (prometheus_client's filter) returns those series only."""
+    client = Client(served.url)
+    status, _, body = client.request("GET", "/metrics?name[]=service_db_busy_total")
+    client.close()
+    assert status == 200
+    families = list(text_string_to_metric_families(body.decode()))
+    assert [family.name for family in families] == ["service_db_busy"]
+
+
+def test_invented_methods_share_one_cache_entry() -> None:
+    """Methods a client makes up cost no memory per name: they are "other" first."""
+    from service.metrics import Metrics
+
+    metrics = Metrics()
+    for n in range(1000):
+        metrics.observe_request("/healthz", f"FOO{n}", 400, 0.001)
+    assert len(metrics._children) == 1
+
+
 def test_head_answers_without_a_body(served: ServeProcess) -> None:
     """HEAD /metrics: 200, the GET's headers, no body."""
     client = Client(served.url)
