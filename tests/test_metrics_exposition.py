@@ -121,10 +121,9 @@ def test_promtool_accepts_the_exposition(served: ServeProcess) -> None:
     """`promtool check metrics` finds no problem in what /metrics serves."""
     promtool = shutil.which("promtool")
     if promtool is None:
-        message = "promtool not found (apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        # .ci/check_junit.py fails CI's main run on this skip; the Python 3.13
+        # run in the trixie root has no promtool.
+        pytest.skip("promtool not found (apt-get install prometheus)")
     _, _, body = _get(served)
     result = subprocess.run(
         [promtool, "check", "metrics"],
