@@ -7,7 +7,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from service.app import create_app
+from service.app import create_app, open_for
 from service.config import load_settings
 from tests.helpers import run_cli, service_env
 
@@ -37,12 +37,16 @@ def test_admin_token_is_read_from_its_file(
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == TOKEN
     assert TOKEN not in repr(settings)
-    client = falcon.testing.TestClient(create_app(settings))
-    body = {"handle": "alice", "display_name": "Alice"}
-    assert client.simulate_post("/v1/users", json=body).status_code == 401
-    authorized = {"Authorization": f"Bearer {TOKEN}"}
-    answer = client.simulate_post("/v1/users", json=body, headers=authorized)
-    assert answer.status_code == 201, answer.text
+    database = open_for(settings)
+    try:
+        client = falcon.testing.TestClient(create_app(settings, database=database))
+        body = {"handle": "alice", "display_name": "Alice"}
+        assert client.simulate_post("/v1/users", json=body).status_code == 401
+        authorized = {"Authorization": f"Bearer {TOKEN}"}
+        answer = client.simulate_post("/v1/users", json=body, headers=authorized)
+        assert answer.status_code == 201, answer.text
+    finally:
+        database.close()
 
 
 def test_database_url_is_read_from_its_file(
