@@ -10,7 +10,9 @@
 # (scripts/lib/uv-requirements.txt, itself installed with pip --require-hashes) exports
 # it with every file's sha256 and installs exactly that, then the project built from
 # /src with the setuptools pyproject.toml holds. Online and offline differ only in
-# where the files come from (PyPI, or WHEELHOUSE with --no-index).
+# where the files come from (PyPI, or WHEELHOUSE with --no-index). The `postgres` extra
+# (psycopg2-binary) is part of that set: the image runs on SQLite or, given
+# SERVICE_DATABASE_URL, on PostgreSQL.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -29,8 +31,8 @@ RUN set -eu; \
     python3 -m venv /opt/uv; \
     /opt/uv/bin/pip install -q --no-deps --require-hashes "$@" -r scripts/lib/uv-requirements.txt; \
     uv=/opt/uv/bin/uv; \
-    "$uv" export --frozen --no-dev --no-emit-project --no-header --format requirements-txt \
-        -q -o /tmp/requirements.txt; \
+    "$uv" export --frozen --no-dev --no-emit-project --no-header --extra postgres \
+        --format requirements-txt -q -o /tmp/requirements.txt; \
     "$uv" venv -q --python "$(command -v python3)" /opt/venv; \
     VIRTUAL_ENV=/opt/venv "$uv" pip install -q --require-hashes --no-deps "$@" -r /tmp/requirements.txt; \
     "$uv" build -q --wheel --out-dir /tmp/dist "$@" .; \
@@ -41,7 +43,7 @@ RUN set -eu; \
     find /opt/venv \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' \) -type f -delete; \
     find /opt/venv -depth -name __pycache__ -type d -exec rm -rf {} +; \
     /opt/venv/bin/python -m compileall -q --invalidation-mode checked-hash /opt/venv/lib; \
-    /opt/venv/bin/python -c "import importlib.resources as r, service, db, schema_migrations; \
+    /opt/venv/bin/python -c "import importlib.resources as r, service, db, schema_migrations, psycopg2; \
 assert any(p.name.endswith('.sql') for p in r.files('schema_migrations').iterdir()), 'no migrations in the package'"
 
 FROM ${BASE_IMAGE}

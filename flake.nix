@@ -151,6 +151,11 @@
         ps.spectree
         ps.prometheus-client
         ps.orjson
+      ];
+
+      # pyproject.toml's `postgres` extra, PostgreSQL's driver: the package, the image
+      # and the dev shell carry it, so SERVICE_DATABASE_URL works with `nix run` too.
+      postgresDeps = ps: [
         ps.psycopg2 # psycopg2-binary on PyPI: the same module, built from source
       ];
 
@@ -176,7 +181,7 @@
           pyproject = true;
 
           build-system = [ ps.setuptools ]; # pyproject's build-system.requires
-          dependencies = runtimeDeps ps;
+          dependencies = runtimeDeps ps ++ postgresDeps ps;
 
           nativeCheckInputs = [ ps.pytestCheckHook ] ++ testDeps ps;
           # The integration tests build and run the Docker image: no Docker
@@ -338,6 +343,7 @@
           env = python.withPackages (
             ps:
             runtimeDeps ps
+            ++ postgresDeps ps
             ++ testDeps ps
             ++ [
               ps.mypy

@@ -295,10 +295,14 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the load benchmark or, with `micro`, the in-process one."""
+    """Dispatch to the load benchmark, `micro` (in-process) or `versus` (a commit)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["micro"]:
         from bench import micro
 
         return micro.main(argv[1:])
+    if argv[:1] == ["versus"]:
+        from bench import versus
+
+        return versus.main(argv[1:])
     return run(argv)

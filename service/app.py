@@ -12,6 +12,7 @@ from db.database import engine_for
 from service import openapi, problems, resources
 from service.auth import Authenticator
 from service.config import Settings
+from service.cors import CorsPolicy
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
 from service.routing import complete_methods
@@ -48,7 +49,7 @@ def requirements(routes: list[openapi.Route]) -> dict[tuple[str, str], Any]:
 def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Route]:
     """Every route: the resource modules', /metrics and /openapi.json."""
     routes = resources.collect(context)
-    routes.append(("/metrics", MetricsResource(metrics), None))
+    routes.append(("/metrics", MetricsResource(metrics.registry), None))
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     return routes
 
@@ -67,6 +68,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
         RequestContext(metrics),
         DbSession(database, auth.check, requirements(routes), auth.confirm),
     ]
+    if settings.cors_origins:
+        # First, so that its process_response runs last, on the final answer.
+        middleware.insert(0, CorsPolicy(settings.cors_origins))
     app = falcon.App(middleware=middleware)
     # orjson encodes response bodies in a fraction of the stdlib's time.
     json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)

@@ -2,18 +2,74 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from db.target import POSTGRES_SCHEMES, DatabaseTarget, PostgresTarget, SqliteTarget
+from service.cors import parse_origins
+from service.secret_files import SecretFileError, read_secret_file
 
 ENV_PREFIX = "SERVICE_"
 IMAGE_DEFAULT_PATH = "SERVICE_DEFAULT_DATABASE_PATH"
 MIN_ADMIN_TOKEN_LENGTH = 16
+# Secrets that may come from a file instead (Docker and Kubernetes secrets):
+# SERVICE_<NAME>_FILE holds the path; one of the two may be set, not both.
+FILE_FIELDS = ("admin_token", "database_url")
+POSTGRES_EXTRA = "pip install 'service-foundation[postgres]'"
+
+
+def variable(field: str) -> str:
+    """The environment variable of a setting: SERVICE_<FIELD>."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def file_variable(field: str) -> str:
+    """The variable naming a file that holds the setting: SERVICE_<FIELD>_FILE."""
+    return f"{variable(field)}_FILE"
+
+
+def _environ(name: str) -> str | None:
+    """A variable's value; empty counts as unset, as for every setting."""
+    return os.environ.get(name) or None
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """SERVICE_ADMIN_TOKEN_FILE and SERVICE_DATABASE_URL_FILE, read once."""
+
+    def get_field_value(
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
+        """Unused: __call__ reads every file field at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """The values of the files named, by field."""
+        values: dict[str, Any] = {}
+        for field in FILE_FIELDS:
+            path = _environ(file_variable(field))
+            if path is None:
+                continue
+            if _environ(variable(field)) is not None:
+                raise ConfigError(
+                    f"{variable(field)} and {file_variable(field)} are both set; "
+                    "set one (the value, or the file that holds it)"
+                )
+            try:
+                values[field] = read_secret_file(path)
+            except SecretFileError as ex:
+                raise ConfigError(f"{file_variable(field)}: {ex}") from ex
+        return values
 
 
 class Settings(BaseSettings):
@@ -23,6 +79,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment, then the SERVICE_*_FILE secrets (no .env file)."""
+        return (init_settings, env_settings, SecretFiles(settings_cls))
 
     database_path: Path = Field(
         default_factory=lambda: Path(
@@ -80,6 +148,12 @@ class Settings(BaseSettings):
         description="Bearer token for the admin routes and /v1/metadata; unset: "
         "admin routes answer 404 and /v1/metadata is open",
     )
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Origins (https://app.example.com, comma-separated, or *) whose "
+        "browser scripts may call the API (CORS); unset: none",
+    )
 
     @field_validator("database_path", "migrations_path")
     @classmethod
@@ -129,6 +203,29 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _driver_installed(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, so that the line names the setting; importing it waits.
+        if value is not None and importlib.util.find_spec("psycopg2") is None:
+            raise ValueError(
+                "selects PostgreSQL, whose driver (psycopg2) is not installed: "
+                f"{POSTGRES_EXTRA}, or unset it to run on SQLite"
+            )
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return parse_origins(value)
+
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
         if self.database_url is not None and "database_path" in self.model_fields_set:
@@ -160,6 +257,13 @@ class ConfigError(Exception):
     """A setting has an invalid value; str() is one line naming the variable."""
 
 
+def _source(field: str) -> str:
+    """Where a field's value came from: its variable, or its file's."""
+    if field in FILE_FIELDS and _environ(file_variable(field)) is not None:
+        return f"{file_variable(field)} (the file's content)"
+    return variable(field)
+
+
 def load_settings() -> Settings:
     """Read the environment once; ConfigError names the first bad variable."""
     try:
@@ -175,7 +279,7 @@ def load_settings() -> Settings:
         )
         more = f"; {ex.error_count() - 1} more" if ex.error_count() > 1 else ""
         message = str(error["msg"]).removeprefix("Value error, ")
-        where = f"{ENV_PREFIX}{field.upper()}: " if field else ""
+        where = f"{_source(field)}: " if field else ""
         raise ConfigError(f"{where}{message}{shown}{more}") from ex
 
 

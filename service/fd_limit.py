@@ -79,6 +79,6 @@ def fit(connection_limit: int, threads: int, *, explicit: bool) -> FdBudget:
         soft,
         fits,
         connection_limit,
-        extra={"event": "connection_limit_lowered", "connection_limit": fits},
+        extra={"event.action": "connection_limit_lowered", "connection_limit": fits},
     )
     return FdBudget(fits, soft, hard, raised_from)

@@ -1,30 +1,23 @@
-"""Prometheus metrics: requests, latency, write-lock waits, busy answers."""
+"""Prometheus metrics: requests, latency, write-lock waits, busy answers.
+
+Every metric is one of prometheus_client's own (Counter, Histogram, Gauge),
+so that its multiprocess mode (PROMETHEUS_MULTIPROC_DIR, one view across
+worker processes) can serve them unchanged; /metrics is its own WSGI
+exposition (content negotiation, gzip, `name[]` filters).
+"""
 
 from __future__ import annotations
 
-import threading
-from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import falcon
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    ProcessCollector,
-    generate_latest,
-)
-from prometheus_client.core import (
-    CounterMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from spectree import Response
 
 from service.openapi import documented
+from service.routing import openapi_path
 
 LATENCY_BUCKETS = (
     0.001,
@@ -47,124 +40,44 @@ KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
 )
 OTHER_METHOD = "other"
+UNMATCHED = "unmatched"
 LOCK_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-
-class RequestStats(Collector):
-    """service_http_requests_total and service_http_request_duration_seconds.
-
-    A collector rather than a Counter and a Histogram: those take a lock per
-    value and walk the buckets in Python on every observation, about a tenth
-    of a small request. Here a request costs one bisect, one dict lookup and
-    a few integer additions under one lock; the Prometheus families are
-    built when /metrics is read.
-    """
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self._bounds = buckets
-        self._lock = threading.Lock()
-        # (route, method, status) -> [seconds sum, count per bucket..., over the last]
-        self._series: dict[tuple[str, str, int], list[float]] = {}
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one request and its latency."""
-        bucket = bisect_left(self._bounds, seconds) + 1
-        key = (route, method, status)
-        with self._lock:
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = [0.0] * (len(self._bounds) + 2)
-            series[0] += seconds
-            series[bucket] += 1
-
-    def collect(self) -> Iterator[Metric]:
-        """The two metric families as they stand now."""
-        with self._lock:
-            snapshot = {key: list(series) for key, series in self._series.items()}
-        requests = CounterMetricFamily(
-            "service_http_requests",
-            "HTTP requests answered",
-            labels=["route", "method", "status"],
-        )
-        latency = HistogramMetricFamily(
-            "service_http_request_duration_seconds",
-            "Time to answer a request",
-            labels=["route", "method"],
-        )
-        merged: dict[tuple[str, str], list[float]] = {}
-        for (route, method, status), series in sorted(snapshot.items()):
-            requests.add_metric([route, method, str(status)], sum(series[1:]))
-            total = merged.setdefault((route, method), [0.0] * len(series))
-            for i, value in enumerate(series):
-                total[i] += value
-        for (route, method), series in merged.items():
-            latency.add_metric(
-                [route, method], _cumulative(self._bounds, series[1:]), series[0]
-            )
-        yield requests
-        yield latency
-
-
-class LockWaitStats(Collector):
-    """service_db_write_lock_wait_seconds and service_db_write_lock_timeouts.
-
-    Observed on every write transaction, so kept as cheap as RequestStats.
-    """
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self._bounds = buckets
-        self._lock = threading.Lock()
-        self._series = [0.0] * (len(buckets) + 2)  # [sum, count per bucket...]
-        self._timeouts = 0
-
-    def observe(self, seconds: float, acquired: bool) -> None:
-        """Record one wait for the write lock, and whether it gave up."""
-        bucket = bisect_left(self._bounds, seconds) + 1
-        with self._lock:
-            self._series[0] += seconds
-            self._series[bucket] += 1
-            if not acquired:
-                self._timeouts += 1
-
-    def collect(self) -> Iterator[Metric]:
-        """The two metric families as they stand now."""
-        with self._lock:
-            series, timeouts = list(self._series), self._timeouts
-        wait = HistogramMetricFamily(
-            "service_db_write_lock_wait_seconds",
-            "Time a request waited for this process's write lock",
-        )
-        wait.add_metric([], _cumulative(self._bounds, series[1:]), series[0])
-        yield wait
-        yield CounterMetricFamily(
-            "service_db_write_lock_timeouts",
-            "Waits for the write lock that gave up",
-            value=timeouts,
-        )
-
-
-def _cumulative(
-    bounds: tuple[float, ...], counts: list[float]
-) -> list[tuple[str, float]]:
-    """Per-bucket counts (the last one over every bound) as Prometheus buckets."""
-    names = [floatToGoString(b) for b in bounds]  # type: ignore[no-untyped-call]
-    total, buckets = 0.0, []
-    for bound, count in zip((*names, "+Inf"), counts, strict=True):
-        total += count
-        buckets.append((bound, total))
-    return buckets
+# The `_created` series (a timestamp per labelled child) would double what
+# /metrics holds and says nothing a counter's reset does not.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """One registry per app, so that tests can build many apps in one process."""
+    """The app's metrics, in a registry of their own (tests build many apps)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        self.requests = RequestStats(LATENCY_BUCKETS)
-        self.registry.register(self.requests)
-        self.lock_wait = LockWaitStats(LOCK_BUCKETS)
-        self.registry.register(self.lock_wait)
+        prometheus_client.ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "service_http_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "service_http_request_duration_seconds",
+            "Time to answer a request",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.lock_wait = Histogram(
+            "service_db_write_lock_wait_seconds",
+            "Time a request waited for this process's write lock",
+            buckets=LOCK_BUCKETS,
+            registry=self.registry,
+        )
+        self.lock_timeouts = Counter(
+            "service_db_write_lock_timeouts",
+            "Waits for the write lock that gave up",
+            registry=self.registry,
+        )
         self.busy = Counter(
             "service_db_busy",
             "Requests answered 503 because the database stayed locked",
@@ -174,35 +87,77 @@ class Metrics:
             "service_schema_version",
             "Newest applied migration version",
             registry=self.registry,
+            multiprocess_mode="livemax",  # the workers agree; a dead one does not count
         )
+        # (template, method, status) -> the labelled children: labels() takes a
+        # lock and builds a key per call, and the route label is a regex away
+        # from the template; this is one dict lookup per request.
+        self._children: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
 
     def observe_request(
-        self, route: str, method: str, status: int, seconds: float
+        self, template: str | None, method: str, status: int, seconds: float
     ) -> None:
         """Count one answered request and record its latency.
 
-        route must be a URI template or "unmatched"; a method outside
-        KNOWN_METHODS is counted as "other".
+        template is the matched route's URI template (None: no route);
+        a method outside KNOWN_METHODS is counted as "other".
         """
         if method not in KNOWN_METHODS:
-            method = OTHER_METHOD
-        self.requests.observe(route, method, status, seconds)
+            method = OTHER_METHOD  # before the key: clients choose the methods
+        key = (template, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._labelled(template, method, status)
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def _labelled(
+        self, template: str | None, method: str, status: int
+    ) -> tuple[Any, Any]:
+        route = UNMATCHED if template is None else openapi_path(template)
+        return (
+            self.requests.labels(route, method, str(status)),
+            self.latency.labels(route, method),
+        )
 
     def observe_lock_wait(self, seconds: float, acquired: bool) -> None:
-        """Record one wait for the write lock."""
-        self.lock_wait.observe(seconds, acquired)
+        """Record one wait for the write lock, and whether it gave up."""
+        self.lock_wait.observe(seconds)
+        if not acquired:
+            self.lock_timeouts.inc()
+
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class MetricsResource:
-    """GET /metrics in the Prometheus text format."""
+    """GET /metrics: prometheus_client's WSGI exposition inside the app.
+
+    A Falcon route rather than a separate WSGI mount, so that /metrics keeps
+    the request id, HEAD, OPTIONS, the access line and its own counting.
+    """
 
     uses_database = False
 
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._exposition: Wsgi = prometheus_client.make_wsgi_app(registry)
 
     @documented(tags=["operations"], resp=Response("HTTP_200"))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Render every metric (Prometheus text format)."""
-        resp.data = generate_latest(self._metrics.registry)
-        resp.content_type = CONTENT_TYPE_LATEST
+        """Every metric: Prometheus text, or OpenMetrics by Accept; gzip if asked."""
+        env = req.env
+        if env["REQUEST_METHOD"] != "GET":
+            # HEAD: the exposition answers GET only; Falcon drops the body.
+            env = {**env, "REQUEST_METHOD": "GET"}
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            started.extend((status, headers))
+
+        body = b"".join(self._exposition(env, start_response))
+        status, headers = started
+        resp.status = int(status.split(" ", 1)[0])
+        for name, value in headers:
+            resp.set_header(name, value)
+        resp.vary = ("Accept", "Accept-Encoding")
+        resp.data = body

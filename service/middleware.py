@@ -17,6 +17,7 @@ from service import logs
 from service.metrics import Metrics
 from service.openapi import Requirement
 from service.problems import Problem
+from service.routing import openapi_path
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -67,17 +68,16 @@ class RequestContext:
         """Record the request's metrics and write its access line."""
         elapsed = time.perf_counter() - req.context.started
         status = resp.status_code
-        self._metrics.observe_request(
-            req.uri_template or "unmatched", req.method, status, elapsed
+        template = req.uri_template
+        self._metrics.observe_request(template, req.method, status, elapsed)
+        logs.log_access(
+            req.method,
+            req.path,
+            None if template is None else openapi_path(template),
+            status,
+            elapsed,
+            req.context.request_id,
         )
-        if logs.access.enabled():
-            logs.access.write(
-                req.method,
-                req.path,
-                status,
-                elapsed,
-                req.context.request_id,
-            )
 
 
 class DbSession:

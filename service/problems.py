@@ -115,7 +115,7 @@ def _unexpected(
     log.error(
         "unhandled error",
         exc_info=ex,
-        extra={"request_id": req.context.get("request_id"), "path": req.path},
+        extra={"http.request.id": req.context.get("request_id"), "url.path": req.path},
     )
     raise Problem(
         500, "internal error; the request id identifies it in the logs"
@@ -124,7 +124,9 @@ def _unexpected(
 
 def _busy_problem(req: falcon.Request, ex: Exception) -> Problem:
     log.warning(
-        "database busy: %s", ex, extra={"request_id": req.context.get("request_id")}
+        "database busy: %s",
+        ex,
+        extra={"http.request.id": req.context.get("request_id")},
     )
     return Problem(
         503,
@@ -138,7 +140,7 @@ def _storage_problem(req: falcon.Request, ex: Exception) -> Problem:
     log.error(
         "database storage failed: %s",
         ex,
-        extra={"request_id": req.context.get("request_id"), "path": req.path},
+        extra={"http.request.id": req.context.get("request_id"), "url.path": req.path},
     )
     if isinstance(ex, StorageFullError):
         return Problem(

@@ -1,11 +1,23 @@
-"""HEAD and OPTIONS on every route, from the responders a resource has."""
+"""Routes: HEAD and OPTIONS from the responders, the path clients see."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
 import falcon
+
+# Falcon's field converters ({id:int(min=1)}) are not part of the path clients see.
+_CONVERTER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[^{}]*\}")
+
+
+@functools.lru_cache(maxsize=1024)
+def openapi_path(template: str) -> str:
+    """Falcon's URI template as the OpenAPI document writes it: {name}, no converter."""
+    return _CONVERTER.sub(r"{\1}", template)
+
 
 # The methods a responder can exist for, in the order Allow lists them.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

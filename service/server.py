@@ -30,6 +30,20 @@ DRAIN_TICK = 0.05
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+class ListenError(Exception):
+    """The server cannot listen on host and port; errno says why (None: no address)."""
+
+    def __init__(self, host: str, port: int, cause: Exception) -> None:
+        self.host = host
+        self.port = port
+        self.errno = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(cause, OSError) and cause.strerror:
+            reason = cause.strerror
+        else:
+            reason = "the host name does not resolve to an address"
+        super().__init__(f"cannot listen on {host} port {port}: {reason}")
+
+
 class Server:
     """A waitress server whose run() returns after a graceful drain."""
 
@@ -52,16 +66,20 @@ class Server:
             adjustments.setdefault(
                 "cleanup_interval", max(1, int(adjustments["channel_timeout"]) // 4)
             )
-        self._listening = waitress_adapter.listen(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            # Errors are problem+json from the app; never show a traceback.
-            expose_tracebacks=False,
-            ident="service-foundation",
-            **adjustments,
-        )
+        try:
+            self._listening = waitress_adapter.listen(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                # Errors are problem+json from the app; never show a traceback.
+                expose_tracebacks=False,
+                ident="service-foundation",
+                **adjustments,
+            )
+        except (OSError, ValueError) as ex:
+            # waitress raises ValueError for a host that does not resolve.
+            raise ListenError(host, port, ex) from ex
 
     @property
     def urls(self) -> list[str]:

@@ -18,6 +18,7 @@ from db import StartupError
 from service import logs
 from service.app import create_app, open_for
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
+from service.cli.failures import naming_the_setting
 from service.config import ConfigError, load_settings
 
 log = logging.getLogger("service")
@@ -31,7 +32,8 @@ logs.configure(settings.log_level)
 try:
     database = open_for(settings)
 except (StartupError, TimeoutError, OSError) as ex:
-    log.critical("start-up failed: %s", ex, extra={"event": "failed"})
+    cause = naming_the_setting(str(ex), ex, settings)
+    log.critical("start-up failed: %s", cause, extra={"event.action": "failed"})
     raise SystemExit(EXIT_FAILED) from None
 atexit.register(database.close)
 app = create_app(settings, database=database)

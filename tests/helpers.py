@@ -158,8 +158,8 @@ def wait_ready(served: ServeProcess, timeout: float = 30) -> ServeProcess:
             )
         entry = _parse(line)
         served.lines.append(entry)
-        if entry.get("event") == "ready":
-            served.url = entry["url"]
+        if entry.get("event.action") == "ready":
+            served.url = entry["url.full"]
             _drain_in_background(served)
             return served
     process.kill()

@@ -32,13 +32,22 @@ def test_transfer():
     if {{skip_transfer}}:
         pytest.skip({NO_SERVER!r})
 '''
+TOOL_TEST = '''
+import pytest
+
+def test_promtool():
+    """Stands for a test that needs a tool .ci/run installs."""
+    pytest.skip("promtool not found (apt-get install prometheus)")
+'''
 INTEGRATION_TEST = '''
 def test_image():
     """Stands for a Docker test."""
 '''
 
 
-def junit_of(tmp_path: Path, *, skip: bool, skip_transfer: bool = False) -> Path:
+def junit_of(
+    tmp_path: Path, *, skip: bool, skip_transfer: bool = False, skip_tool: bool = False
+) -> Path:
     """Run a small suite shaped like ours with real pytest; its JUnit report."""
     suite = tmp_path / "suite"
     (suite / "tests" / "integration").mkdir(parents=True)
@@ -48,6 +57,8 @@ def junit_of(tmp_path: Path, *, skip: bool, skip_transfer: bool = False) -> Path
         ENGINE_TEST.format(skip=skip, skip_transfer=skip_transfer)
     )
     (suite / "tests" / "integration" / "test_image.py").write_text(INTEGRATION_TEST)
+    if skip_tool:
+        (suite / "tests" / "test_tool.py").write_text(TOOL_TEST)
     report = tmp_path / "junit.xml"
     ran = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "tests", f"--junitxml={report}"],
@@ -98,3 +109,11 @@ def test_a_run_where_postgres_tests_ran_passes(tmp_path: Path) -> None:
         "CI: 7 tests, 7 ran, 1 integration tests ran, 2 PostgreSQL tests ran"
     )
     assert result.stderr == ""
+
+
+def test_a_run_with_a_tool_test_skipped_fails(tmp_path: Path) -> None:
+    """A test skipped because promtool is missing: CI installs it, so that fails."""
+    result = check(junit_of(tmp_path, skip=False, skip_tool=True))
+    assert result.returncode == 1
+    assert "1 test(s) skipped for want of a tool .ci/run installs" in result.stderr
+    assert "test_promtool" in result.stderr

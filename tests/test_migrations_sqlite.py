@@ -251,7 +251,7 @@ def test_four_processes_starting_together_apply_each_file_once(tmp_path: Path) -
         line
         for server in servers
         for line in server.lines
-        if str(line.get("msg", "")).startswith("applied migration")
+        if str(line.get("message", "")).startswith("applied migration")
     ]
     assert len(applied) == 30
 

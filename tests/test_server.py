@@ -76,10 +76,10 @@ def test_ready_line_names_url_and_schema(tmp_path: Path) -> None:
     """serve logs one JSON ready line with its URL and schema version, then serves."""
     server = start_serve(service_env(tmp_path / "db.sqlite3"))
     try:
-        ready = [line for line in server.lines if line.get("event") == "ready"]
+        ready = [line for line in server.lines if line.get("event.action") == "ready"]
         assert len(ready) == 1
         assert ready[0]["schema_version"] == LATEST
-        assert ready[0]["url"].startswith("http://127.0.0.1:")
+        assert ready[0]["url.full"].startswith("http://127.0.0.1:")
         assert server.request("GET", "/healthz")[0] == 200
     finally:
         assert server.stop() == 0
@@ -128,7 +128,7 @@ def test_sigterm_answers_request_waiting_in_a_worker(tmp_path: Path) -> None:
     ).fetchone() == ("kept",)
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     con.close()
-    closed = [line for line in server.lines if line.get("msg") == "database closed"]
+    closed = [line for line in server.lines if line.get("message") == "database closed"]
     assert closed
     assert closed[0]["checkpoint"]["busy"] == 0
 
@@ -218,8 +218,10 @@ def test_sighup_drains_like_sigterm(tmp_path: Path) -> None:
     code = server.stop()
     assert status == 201
     assert code == 0, "\n".join(map(str, server.lines))
-    assert any(line.get("msg") == "received SIGHUP; draining" for line in server.lines)
-    assert any(line.get("msg") == "database closed" for line in server.lines)
+    assert any(
+        line.get("message") == "received SIGHUP; draining" for line in server.lines
+    )
+    assert any(line.get("message") == "database closed" for line in server.lines)
     assert wal_size(db_path) == 0
 
 
@@ -240,4 +242,4 @@ def test_repeated_sigterm_through_shutdown_still_exits_0(tmp_path: Path) -> None
     code = server.stop()
     assert sent > 1
     assert code == 0
-    assert any(line.get("msg") == "database closed" for line in server.lines)
+    assert any(line.get("message") == "database closed" for line in server.lines)

@@ -34,7 +34,7 @@ def the_one_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [
         line
         for line in result.stderr.strip().splitlines()
-        if not (line.startswith("{") and json.loads(line)["level"] == "INFO")
+        if not (line.startswith("{") and json.loads(line)["log.level"] == "INFO")
     ]
     assert len(lines) == 1, result.stderr[-3000:]
     return lines[0]

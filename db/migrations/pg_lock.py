@@ -18,8 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg2
-
 from db.errors import StartupError
 from db.migrations.backend import actor
 from db.target import PostgresTarget
@@ -29,6 +27,8 @@ APPLICATION = "service-foundation migrations"
 
 def connect(target: PostgresTarget, purpose: str) -> Any:
     """An autocommit psycopg2 connection named for pg_stat_activity."""
+    import psycopg2  # here: SQLite-only installs have no driver (the postgres extra)
+
     try:
         con = psycopg2.connect(
             target.url, application_name=f"{APPLICATION} {purpose} {actor()}"[:63]
@@ -76,6 +76,8 @@ def _holder(con: Any, key: int) -> str:
 @contextlib.contextmanager
 def advisory_lock(target: PostgresTarget, timeout: float) -> Iterator[None]:
     """Hold the migration lock on a connection of its own for the block."""
+    import psycopg2  # as in connect()
+
     con = connect(target, "lock")
     try:
         key = lock_key(con)

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg2
-from psycopg2 import sql
-
 from db.errors import MigrationError
 from db.migrations import pg_lock
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
@@ -45,6 +42,9 @@ class ServerScratch:
     @contextlib.contextmanager
     def database(self) -> Iterator[PostgresTarget]:
         """An empty database of its own, dropped afterwards (WITH FORCE)."""
+        import psycopg2  # here: SQLite-only installs have no driver (the postgres extra)
+        from psycopg2 import sql
+
         base = (self.server.database or "postgres")[:30]
         name = f"{base}_scratch_{os.getpid()}_{secrets.token_hex(4)}"
         admin = pg_lock.connect(self.server, "scratch")

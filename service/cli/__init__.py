@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, status, new, makemigration, check, baseline, backup, accept-checksum."""
+"""Command line: serve, and the database's tools (`--help` lists every command)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from db import StartupError
 from db.session import DRIVER_ERRORS
-from service import logs
+from service import __version__, logs
 from service.cli.backup import cmd_backup
 from service.cli.check import cmd_check
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED
@@ -19,6 +19,8 @@ from service.cli.failures import (
     check_database_path,
     check_writable,
     describe,
+    missing_driver,
+    naming_the_setting,
 )
 from service.cli.migrations import (
     cmd_accept_checksum,
@@ -31,6 +33,7 @@ from service.cli.migrations import (
 from service.cli.serve import cmd_serve
 from service.cli.transfer import cmd_transfer
 from service.config import ConfigError, Settings, load_settings
+from service.settings_doc import help_text
 
 log = logging.getLogger("service")
 # Commands that open SERVICE_DATABASE_PATH (new and makemigration do not).
@@ -44,9 +47,19 @@ _DATABASE_FAILURES: tuple[type[Exception], ...] = DRIVER_ERRORS  # OSError too
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="migrate, check the schema, then serve HTTP")
+    parser = argparse.ArgumentParser(prog="python -m service")
+    parser.add_argument(
+        "--version", action="version", version=f"service-foundation {__version__}"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "serve",
+        help="migrate, check the schema, then serve HTTP",
+        description="Migrate (SERVICE_MIGRATE), check the schema, then serve HTTP\n"
+        "until SIGTERM, SIGINT or SIGHUP, which drain and exit 0.",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     migrate = commands.add_parser("migrate", help="apply pending migrations")
     migrate.add_argument(
         "--plan",
@@ -90,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "database SERVICE_DATABASE_URL names",
     )
     move.add_argument("sqlite_path", type=Path, metavar="SQLITE_PATH")
+    # From the table above, so that it names every command.
+    parser.description = (
+        "service-foundation: an HTTP service and its database's tools. Commands: "
+        + ", ".join(commands.choices)
+        + ". Settings come from SERVICE_* variables (serve --help lists them)."
+    )
     return parser
 
 
@@ -133,11 +152,24 @@ def main(
             case "transfer":
                 return cmd_transfer(settings, args.sqlite_path)
     except (DatabaseFileError, StartupError, TimeoutError) as ex:
-        log.critical("%s failed: %s", args.command, ex, extra={"event": "failed"})
+        cause = naming_the_setting(str(ex), ex, settings)
+        log.critical(
+            "%s failed: %s", args.command, cause, extra={"event.action": "failed"}
+        )
+        return EXIT_FAILED
+    except ImportError as ex:
+        if not (ex.name or "").startswith("psycopg2"):
+            raise
+        cause = missing_driver(args.command, settings)
+        log.critical(
+            "%s failed: %s", args.command, cause, extra={"event.action": "failed"}
+        )
         return EXIT_FAILED
     except _DATABASE_FAILURES as ex:
         # Never a traceback: one line naming the cause (corrupt, read-only...).
-        cause = describe(path, ex)
-        log.critical("%s failed: %s", args.command, cause, extra={"event": "failed"})
+        cause = naming_the_setting(describe(path, ex), ex, settings)
+        log.critical(
+            "%s failed: %s", args.command, cause, extra={"event.action": "failed"}
+        )
         return EXIT_FAILED
     raise AssertionError(args.command)  # argparse only allows the commands above

@@ -1,4 +1,4 @@
-"""What went wrong with the database file, as one line naming the cause."""
+"""What went wrong at start, as one line naming the cause and the setting."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from db.dialects import sqlite
+from db.errors import MigrationError, SchemaMismatchError
+from service.config import POSTGRES_EXTRA, Settings
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -103,3 +105,40 @@ def describe(path: Path, ex: BaseException) -> str:
     if isinstance(ex, sqlite.ERROR):
         return f"{path}: SQLite: {text}"
     return text
+
+
+def database_setting(settings: Settings) -> str:
+    """The variable that names the database in use."""
+    return (
+        "SERVICE_DATABASE_URL"
+        if settings.target.dialect == "postgres"
+        else "SERVICE_DATABASE_PATH"
+    )
+
+
+def responsible_setting(ex: BaseException, settings: Settings) -> str | None:
+    """The setting that changes the outcome of a start-up failure, if one does.
+
+    A broken, edited or mismatched migration is fixed in its file or with a
+    new migration; a held lock waits for its holder: no setting for those.
+    """
+    if isinstance(ex, MigrationError | SchemaMismatchError | TimeoutError):
+        return "SERVICE_MIGRATIONS_PATH" if settings.migrations_path else None
+    return database_setting(settings)
+
+
+def naming_the_setting(text: str, ex: BaseException, settings: Settings) -> str:
+    """text, plus the setting to change when it names none yet."""
+    setting = responsible_setting(ex, settings)
+    if setting is None or "SERVICE_" in text:
+        return text
+    return f"{text} (check {setting})"
+
+
+def missing_driver(command: str, settings: Settings) -> str:
+    """The line for a command that needs psycopg2 where it is not installed."""
+    if settings.target.dialect == "postgres":
+        why = "SERVICE_DATABASE_URL selects PostgreSQL"
+    else:
+        why = f"{command} also checks the PostgreSQL migrations"
+    return f"{why}, whose driver (psycopg2) is not installed: {POSTGRES_EXTRA}"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import time
 
 from service import fd_limit
-from service.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_SIGNAL_BASE
+from service.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE
 from service.config import Settings
 
 log = logging.getLogger("service")
@@ -22,10 +23,23 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name other than localhost: assume it is reachable
 
 
+def listen_advice(code: int | None) -> str:
+    """What to change when the server cannot listen, by errno."""
+    if code == errno.EADDRINUSE:
+        return "another process listens there: stop it, or set SERVICE_PORT to a free port (0 picks one)"
+    if code == errno.EACCES:
+        return "ports below 1024 need privileges: set SERVICE_PORT to 1024 or above"
+    if code == errno.EADDRNOTAVAIL:
+        return "not an address of this machine: set SERVICE_HOST to one of its addresses (0.0.0.0: all of them)"
+    if code is None:
+        return "set SERVICE_HOST to a name or address of this machine"
+    return "check SERVICE_HOST and SERVICE_PORT"
+
+
 def cmd_serve(settings: Settings) -> int:
     """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP."""
     from service.app import create_app, open_for
-    from service.server import Server, StartupInterruptedError, StopSignals
+    from service.server import ListenError, Server, StartupInterruptedError, StopSignals
 
     started = time.perf_counter()
     signals = StopSignals()
@@ -37,14 +51,14 @@ def cmd_serve(settings: Settings) -> int:
             explicit="connection_limit" in settings.model_fields_set,
         )
     except fd_limit.FdLimitError as ex:
-        log.critical("%s", ex, extra={"event": "failed"})
+        log.critical("%s", ex, extra={"event.action": "failed"})
         return EXIT_CONFIG
     if settings.admin_token is None and not _is_loopback(settings.host):
         log.warning(
             "SERVICE_ADMIN_TOKEN is unset and the service listens on %s: "
             "/v1/metadata is open to anyone who can reach it",
             settings.host,
-            extra={"event": "open_metadata"},
+            extra={"event.action": "open_metadata"},
         )
     database = None
     try:
@@ -68,8 +82,8 @@ def cmd_serve(settings: Settings) -> int:
             "ready on %s",
             ", ".join(server.urls),
             extra={
-                "event": "ready",
-                "url": server.url,
+                "event.action": "ready",
+                "url.full": server.url,
                 "urls": server.urls,
                 "schema_version": state.version,
                 "database": settings.target.describe(),
@@ -80,12 +94,20 @@ def cmd_serve(settings: Settings) -> int:
         )
         server.run()
         log.info("stopped accepting; in-flight requests drained")
+    except ListenError as ex:
+        log.critical(
+            "serve failed: %s; %s",
+            ex,
+            listen_advice(ex.errno),
+            extra={"event.action": "failed"},
+        )
+        return EXIT_FAILED
     except StartupInterruptedError as ex:
         # The migration in progress (if any) rolled back with its transaction.
         log.critical(
             "stopped by %s during start-up, before serving; nothing half-applied",
             ex,
-            extra={"event": "interrupted", "signal": str(ex)},
+            extra={"event.action": "interrupted", "signal": str(ex)},
         )
         return EXIT_SIGNAL_BASE + ex.signum
     finally:

@@ -76,7 +76,7 @@ def test_newer_migration_set_applies_only_the_new_file(
     )
     ready = second.request("GET", "/readyz")
     applied = [
-        json.loads(line)["msg"]
+        json.loads(line)["message"]
         for line in second.logs().splitlines()
         if line.startswith("{") and "applied migration" in line
     ]

@@ -67,7 +67,7 @@ def test_docker_stop_exits_0_and_the_logs_never_hold_the_password(
     code = service.stop()
     logs = service.logs()
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-    ready = next(line for line in lines if line.get("event") == "ready")
+    ready = next(line for line in lines if line.get("event.action") == "ready")
 
     assert written.status == 201, written.body
     assert code == 0, logs
@@ -75,7 +75,7 @@ def test_docker_stop_exits_0_and_the_logs_never_hold_the_password(
     assert ready["database"] == postgres.url(pg_url.rsplit("/", 1)[1]).replace(
         f":{postgres.password}@", ":***@"
     )
-    messages = [line["msg"] for line in lines]
+    messages = [line["message"] for line in lines]
     assert messages[-3:] == [
         "received SIGTERM; draining",
         "stopped accepting; in-flight requests drained",

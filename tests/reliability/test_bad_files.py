@@ -83,8 +83,8 @@ def the_one_line(stderr: str) -> str:
     if lines[0].startswith("backup to "):
         return lines[0].replace("backup to ", "backup failed: ", 1)
     entry = json.loads(lines[0])
-    assert entry["level"] == "CRITICAL"
-    return str(entry["msg"])
+    assert entry["log.level"] == "CRITICAL"
+    return str(entry["message"])
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -248,9 +248,9 @@ def test_every_bad_request_is_a_4xx_problem_and_stores_nothing(
     # UTF-8); every answer the app gave has its access line.
     assert [line for line in server.lines if "raw" in line] == []
     logged = {
-        line.get("request_id"): line.get("status")
+        line.get("http.request.id"): line.get("http.response.status_code")
         for line in server.lines
-        if line.get("logger") == "service.access"
+        if line.get("log.logger") == "service.access"
     }
     unlogged = sorted(
         case for rid, (case, status) in answered.items() if logged.get(rid) != status

@@ -97,7 +97,7 @@ def test_connections_past_fd_setsize_and_the_limit_keep_it_answering(
         assert client.request("PUT", "/v1/metadata/k", {"value": "v"})[0] == 201
         client.close()
         assert server.stop() == 0
-    errors = [line for line in server.lines if line.get("level") == "ERROR"]
+    errors = [line for line in server.lines if line.get("log.level") == "ERROR"]
     assert not errors, errors[:3]
 
 
@@ -107,7 +107,9 @@ def test_soft_open_file_limit_is_raised_to_fit_the_connections(tmp_path: Path) -
     env = service_env(tmp_path / "db.sqlite3", channel_timeout=120)
     with serving(env, preexec_fn=limit_open_files(256, 4096)) as server:
         soft, hard = open_files_limits(server.process.pid)
-        ready = next(line for line in server.lines if line.get("event") == "ready")
+        ready = next(
+            line for line in server.lines if line.get("event.action") == "ready"
+        )
         with open_sockets(server, 400) as socks:
             for index in (0, 200, 399):
                 assert answers(socks[index]) == 200, index
@@ -120,7 +122,7 @@ def test_soft_open_file_limit_is_raised_to_fit_the_connections(tmp_path: Path) -
     assert 1000 < soft <= 4096
     assert ready["open_files_limit"] == soft
     assert ready["connection_limit"] == 1000
-    assert not [line for line in server.lines if "accept()" in str(line.get("msg"))]
+    assert not [line for line in server.lines if "accept()" in str(line.get("message"))]
 
 
 def test_explicit_connection_limit_past_the_hard_limit_is_refused(
@@ -154,7 +156,9 @@ def test_default_connection_limit_is_lowered_to_fit_the_hard_limit(
     """Under a hard limit of 300 the default limit shrinks; 400 sockets are harmless."""
     env = service_env(tmp_path / "db.sqlite3", channel_timeout=120)
     with serving(env, preexec_fn=limit_open_files(300, 300)) as server:
-        ready = next(line for line in server.lines if line.get("event") == "ready")
+        ready = next(
+            line for line in server.lines if line.get("event.action") == "ready"
+        )
         with open_sockets(server, 400) as socks:
             for index in (0, 100, ready["connection_limit"] - 10):
                 assert answers(socks[index]) == 200, index
@@ -163,12 +167,14 @@ def test_default_connection_limit_is_lowered_to_fit_the_hard_limit(
         client.close()
         assert server.stop() == 0
     lowered = [
-        line for line in server.lines if line.get("event") == "connection_limit_lowered"
+        line
+        for line in server.lines
+        if line.get("event.action") == "connection_limit_lowered"
     ]
     print(f"connection limit lowered to {ready['connection_limit']} under 300 files")
     assert len(lowered) == 1
     assert 0 < ready["connection_limit"] < 300
-    assert not [line for line in server.lines if "accept()" in str(line.get("msg"))]
+    assert not [line for line in server.lines if "accept()" in str(line.get("message"))]
 
 
 @pytest.mark.timeout(120)
@@ -181,7 +187,9 @@ def test_host_resolving_to_two_addresses_serves_on_both(tmp_path: Path) -> None:
     command = in_private_mounts([f"mount --bind {hosts} /etc/hosts"], SERVE)
     env = service_env(tmp_path / "db.sqlite3", host="localhost")
     with serving(env, command=command) as server:
-        ready = next(line for line in server.lines if line.get("event") == "ready")
+        ready = next(
+            line for line in server.lines if line.get("event.action") == "ready"
+        )
         urls = ready["urls"]
         hosts_seen = {urlsplit(url).hostname for url in urls}
         for url in urls:
@@ -210,7 +218,7 @@ def test_host_resolving_to_two_addresses_serves_on_both(tmp_path: Path) -> None:
         code = server.stop()
     print(f"ready on {urls}")
     assert hosts_seen == {"::1", "127.0.0.1"}
-    assert ready["msg"] == "ready on " + ", ".join(urls)
+    assert ready["message"] == "ready on " + ", ".join(urls)
     assert answer.startswith(b"HTTP/1.1 201 ")
     assert code == 0, server.lines[-5:]
-    assert any(line.get("msg") == "database closed" for line in server.lines)
+    assert any(line.get("message") == "database closed" for line in server.lines)

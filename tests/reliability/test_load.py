@@ -126,13 +126,15 @@ def test_mixed_load_has_no_5xx_no_locked_and_no_connection_errors(
     errors_logged = [
         line
         for line in server.lines
-        if line.get("level") == "ERROR"
+        if line.get("log.level") == "ERROR"
         or "raw" in line
-        or "busy" in str(line.get("msg"))
+        or "busy" in str(line.get("message"))
     ]
     assert errors_logged == []
-    access = [line for line in server.lines if line.get("logger") == "service.access"]
+    access = [
+        line for line in server.lines if line.get("log.logger") == "service.access"
+    ]
     assert len(access) == total + KEYS
-    assert all(line.get("request_id") for line in access)
+    assert all(line.get("http.request.id") for line in access)
     assert code == 0
     assert engines.integrity(target) == "ok"

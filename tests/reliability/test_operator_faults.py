@@ -144,7 +144,7 @@ def test_a_read_only_database_is_refused_at_start(tmp_path: Path, what: str) -> 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     named = db if what == "file" else data
-    assert f"{named} is read-only" in json.loads(lines[0])["msg"]
+    assert f"{named} is read-only" in json.loads(lines[0])["message"]
 
 
 @pytest.mark.timeout(120)

@@ -94,7 +94,7 @@ def test_eight_processes_start_together_and_apply_each_file_once(
         sum(
             1
             for line in server.lines
-            if str(line.get("msg", "")).startswith("applied migration")
+            if str(line.get("message", "")).startswith("applied migration")
         )
         for server in servers
     ]
@@ -151,13 +151,13 @@ def test_sigterm_during_a_migration_exits_143_with_one_line(tmp_path: Path) -> N
         lines = server.collect()
     finally:
         kill(server)
-    interrupted = [line for line in lines if line.get("event") == "interrupted"]
+    interrupted = [line for line in lines if line.get("event.action") == "interrupted"]
     print(f"exit {code}: {interrupted}")
     assert code == 143, lines
     assert len(interrupted) == 1, lines
-    assert "SIGTERM" in interrupted[0]["msg"]
+    assert "SIGTERM" in interrupted[0]["message"]
     assert not [line for line in lines if "Traceback" in str(line)]
-    assert not [line for line in lines if line.get("event") == "ready"]
+    assert not [line for line in lines if line.get("event.action") == "ready"]
     assert integrity(db) == "ok"
     assert db_rows(db, "SELECT max(version) FROM schema_migrations") == [(FIRST,)]
     assert db_rows(db, "SELECT count(*) FROM sqlite_master WHERE name = 'slow'") == [

@@ -114,7 +114,7 @@ def test_full_disk_answers_507_keeps_reads_and_stops_cleanly(tmp_path: Path) -> 
             assert client.request("GET", "/readyz")[0] == 200
             client.close()
             assert server.stop() == 0
-            logged = [line for line in server.lines if line.get("level") == "ERROR"]
+            logged = [line for line in server.lines if line.get("log.level") == "ERROR"]
             assert logged, "the failed write is logged"
             assert all("exc" not in line for line in logged)  # one line, no traceback
         filler.unlink()
@@ -161,8 +161,10 @@ def test_io_error_on_write_answers_503_keeps_reads_and_stops_cleanly(
         assert client.request("GET", "/v1/metadata/kept")[0] == 200
         client.close()
         assert server.stop() == 0
-        logged = [line for line in server.lines if line.get("level") == "ERROR"]
-        assert any("disk I/O error" in str(line.get("msg")) for line in logged), logged
+        logged = [line for line in server.lines if line.get("log.level") == "ERROR"]
+        assert any("disk I/O error" in str(line.get("message")) for line in logged), (
+            logged
+        )
         assert all("exc" not in line for line in logged)  # one line, no traceback
     with serving(service_env(db)) as again:
         client = Client(again.url)

@@ -82,13 +82,16 @@ def test_wsgiref_logs_json_and_closes_the_database_at_exit(tmp_path: Path) -> No
     _, stderr = process.communicate()
     lines = json_lines(stderr)
     assert code == 0, stderr
-    access = [line for line in lines if line.get("logger") == "service.access"]
-    assert [(line["method"], line["status"]) for line in access] == [
+    access = [line for line in lines if line.get("log.logger") == "service.access"]
+    assert [
+        (line["http.request.method"], line["http.response.status_code"])
+        for line in access
+    ] == [
         ("PUT", 201),
         ("GET", 200),
         ("GET", 200),
     ]
-    assert any(line.get("msg") == "database closed" for line in lines), stderr
+    assert any(line.get("message") == "database closed" for line in lines), stderr
     assert sidecars(db) == []
     assert db_rows(db, "SELECT value FROM app_metadata") == [("v",)]
 
@@ -175,8 +178,8 @@ def test_gunicorn_workers_log_json_and_checkpoint_at_shutdown(tmp_path: Path) ->
             process.kill()
     _, stderr = process.communicate()
     lines = json_lines(stderr)
-    closed = [line for line in lines if line.get("msg") == "database closed"]
-    access = [line for line in lines if line.get("logger") == "service.access"]
+    closed = [line for line in lines if line.get("message") == "database closed"]
+    access = [line for line in lines if line.get("log.logger") == "service.access"]
     print(
         f"gunicorn exit {code}; {len(access)} JSON access lines; {len(closed)} closes"
     )
