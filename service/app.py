@@ -11,9 +11,12 @@ from db import Database, open_database
 from db.database import engine_for
 from service import openapi, problems, resources
 from service.auth import Authenticator
+from service.bodies import request_class
 from service.config import Settings
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
+from service.paths import guard
+from service.rendering import check_models
 from service.routing import complete_methods
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -67,7 +70,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
         RequestContext(metrics),
         DbSession(database, auth.check, requirements(routes)),
     ]
-    app = falcon.App(middleware=middleware)
+    app = falcon.App(
+        middleware=middleware,
+        request_type=request_class(settings.max_body_bytes),
+    )
     # orjson encodes response bodies in a fraction of the stdlib's time.
     json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
@@ -75,7 +81,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
+    check_models(resources.models())
     for template, resource, suffix in routes:
+        guard(resource, suffix, template)
         complete_methods(resource, suffix)
         app.add_route(template, resource, suffix=suffix)
     return app

@@ -16,6 +16,7 @@ from db.session import READ, finish
 from service import logs
 from service.metrics import Metrics
 from service.openapi import Requirement
+from service.problems import Problem
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -30,6 +31,15 @@ _id_counter = itertools.count(1)
 def new_request_id() -> str:
     """A request id no other request of any process is likely to have."""
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+def _is_utf8(path_info: str) -> bool:
+    """Whether a WSGI PATH_INFO (bytes as latin-1, PEP 3333) is UTF-8."""
+    try:
+        path_info.encode("iso-8859-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 class RequestContext:
@@ -48,6 +58,12 @@ class RequestContext:
             request_id = new_request_id()
         req.context.request_id = request_id
         resp.set_header("X-Request-ID", request_id)
+        # Falcon decodes the path leniently: bytes that are not UTF-8 become
+        # U+FFFD, which would then be routed, checked and stored as if sent.
+        if "\ufffd" in req.path and not _is_utf8(req.env.get("PATH_INFO", "")):
+            raise Problem(
+                400, "the path is not valid UTF-8 (percent-encode UTF-8 bytes)"
+            )
 
     def process_response(
         self,

@@ -37,6 +37,7 @@ def get_routes(client: Client) -> list[tuple[str, dict[str, str]]]:
         ("/v1/metadata", ADMIN),
         ("/v1/metadata/k", ADMIN),
         ("/v1/me", user),
+        ("/v1/users/ann", ADMIN),
         ("/v1/conversations", user),
         (f"/v1/conversations/{conversation}", user),
         (f"/v1/conversations/{conversation}/messages", user),

@@ -1,0 +1,248 @@
+"""What the OpenAPI document says beyond spectree's output, derived.
+
+refine() completes spectree's document so it is the whole contract:
+typed path parameters, problem+json errors, the response headers the
+server sends (X-Request-ID always, WWW-Authenticate on 401, Retry-After
+on 503 and 507, Location on 201, ETag on conditional GETs), an example
+for every request and response body (built from the models' field
+examples), links from each 201 to what can be done with the new resource,
+and the server. Nothing here is written per route.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from service.paths import parameter_schema
+
+DESCRIPTION = (
+    "A chat backend: users and API tokens (admin), conversations with members, "
+    "messages and full-text search. Every error is application/problem+json "
+    "(RFC 9457)."
+)
+SERVERS = [{"url": "/", "description": "This server (relative to the document)"}]
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "This request's id: the client's X-Request-ID when it is "
+        "1-128 of A-Z a-z 0-9 . _ : -, else a new one. Also in problems and logs.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+    },
+    "WWW-Authenticate": {
+        "description": "The bearer challenge (RFC 6750)",
+        "schema": {"type": "string", "examples": ['Bearer realm="service"']},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Location": {
+        "description": "The URL of the resource created",
+        "schema": {"type": "string", "format": "uri-reference"},
+    },
+    "ETag": {
+        "description": "The representation's entity tag; send it back as "
+        "If-None-Match for a 304",
+        "schema": {"type": "string"},
+    },
+}
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETags of representations you have: 304 when one is current",
+    "schema": {"type": "string"},
+}
+
+
+def _header(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _headers_for(status: str, conditional: bool) -> dict[str, Any]:
+    """The headers the server sends with an answer of this status."""
+    names = ["X-Request-ID"]
+    if status == "401":
+        names.append("WWW-Authenticate")
+    if status in ("503", "507"):
+        names.append("Retry-After")
+    if status == "201":
+        names.append("Location")
+    if conditional and status in ("200", "304"):
+        names.append("ETag")
+    return {
+        name: {**_header(name), "required": True}
+        if name != "Retry-After" or status == "503"
+        else _header(name)
+        for name in names
+    }
+
+
+def example_of(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> Any:
+    """A value the schema accepts, from its examples, defaults and types."""
+    if depth > 8:
+        return None
+    if "$ref" in schema:
+        return example_of(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, depth + 1)
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if "default" in schema:
+        return schema["default"]
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for union in ("anyOf", "oneOf"):
+        if union in schema:
+            options = [s for s in schema[union] if s.get("type") != "null"]
+            return example_of((options or schema[union])[0], schemas, depth + 1)
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {
+            name: example_of(sub, schemas, depth + 1)
+            for name, sub in properties.items()
+            if name in schema.get("required", ()) or "examples" in sub
+        }
+    if kind == "array":
+        return [example_of(schema.get("items", {}), schemas, depth + 1)]
+    return {"integer": 1, "number": 1.0, "boolean": True, "null": None}.get(
+        str(kind), "text"
+    )
+
+
+def _add_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    bodies = [operation.get("requestBody", {})]
+    bodies += list(operation.get("responses", {}).values())
+    for body in bodies:
+        for media in body.get("content", {}).values():
+            if "schema" in media and "example" not in media:
+                media["example"] = example_of(media["schema"], schemas)
+
+
+def _field_for(
+    parameter: str, response: dict[str, Any], schemas: dict[str, Any]
+) -> str | None:
+    """The field of a 201 body that holds the new resource's path parameter."""
+    content = response.get("content", {}).get("application/json", {})
+    ref = content.get("schema", {}).get("$ref", "")
+    properties = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+    if parameter in properties:
+        return parameter
+    if parameter.endswith("_id") and "id" in properties:
+        return "id"
+    return None
+
+
+def _created_under(
+    path: str, method: str, paths: dict[str, Any]
+) -> list[tuple[str, str | None]]:
+    """(path, its new parameter) of each route on what a 201 of method on path made.
+
+    A POST makes `path/{new}` (and what nests under it); a PUT makes path itself.
+    """
+    found: list[tuple[str, str | None]] = []
+    for target in paths:
+        nested = re.match(re.escape(path) + r"/\{(\w+)\}(?:/|$)", target)
+        if method == "post" and nested:
+            found.append((target, nested[1]))
+        elif method == "put" and target == path:
+            found.append((target, None))
+    return found
+
+
+def _links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """From each 201, links to the operations on the resource it created."""
+    for path, operations in paths.items():
+        known = set(re.findall(r"\{(\w+)\}", path))
+        for method, operation in operations.items():
+            created = operation.get("responses", {}).get("201")
+            if created is None:
+                continue
+            links = {}
+            for target, new in _created_under(path, method, paths):
+                field = _field_for(new, created, schemas) if new else None
+                if new and field is None:
+                    continue  # the body does not say the new id
+                names = re.findall(r"\{(\w+)\}", target)
+                if set(names) - known - {new}:
+                    continue  # needs an id nothing here gives
+                parameters = {
+                    n: f"$request.path.{n}"
+                    if n in known
+                    else f"$response.body#/{field}"
+                    for n in names
+                }
+                for target_op in paths[target].values():
+                    links[target_op["operationId"]] = {
+                        "operationId": target_op["operationId"],
+                        "parameters": parameters,
+                    }
+            if links:
+                created["links"] = links
+
+
+def refine(
+    document: dict[str, Any],
+    *,
+    security_scheme: str,
+    path_types: dict[tuple[str, str], Any],
+    etag_operations: set[str],
+    no_422: set[str],
+) -> dict[str, Any]:
+    """Complete spectree's document (see the module)."""
+    components = document.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[security_scheme] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A user's API token, or SERVICE_ADMIN_TOKEN for admin routes",
+    }
+    components["headers"] = HEADERS
+    schemas = components.setdefault("schemas", {})
+    document["servers"] = SERVERS
+    # spectree escapes regex characters in literal segments ("/openapi\\.json").
+    document["paths"] = {
+        re.sub(r"\\(.)", r"\1", path): operations
+        for path, operations in document.get("paths", {}).items()
+    }
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            conditional = operation.get("operationId") in etag_operations
+            if operation.get("operationId") in no_422:
+                operation.get("responses", {}).pop("422", None)
+            for parameter in operation.get("parameters", []):
+                _parameter(path, parameter, path_types)
+            if conditional:
+                operation.setdefault("parameters", []).append(_IF_NONE_MATCH)
+            for status, response in operation.get("responses", {}).items():
+                _problem_media(response)
+                if status == "304":
+                    response["description"] = "Not Modified: your copy is current"
+                response["headers"] = _headers_for(status, conditional)
+            _add_examples(operation, schemas)
+    _links(document["paths"], schemas)
+    return document
+
+
+def _parameter(
+    path: str, parameter: dict[str, Any], path_types: dict[tuple[str, str], Any]
+) -> None:
+    if parameter["in"] == "path" and (path, parameter["name"]) in path_types:
+        parameter["schema"] = parameter_schema(path_types[(path, parameter["name"])])
+        return
+    schema = parameter.get("schema", {})
+    # Falcon's int(min=, max=) converter, as spectree renders it (bounds as
+    # strings, every integer int32), made exact.
+    if schema.get("type") == "integer":
+        for bound in ("minimum", "maximum"):
+            if isinstance(schema.get(bound), str):
+                schema[bound] = int(schema[bound])
+        if schema.get("maximum", 0) > 2**31 - 1:
+            schema["format"] = "int64"
+
+
+def _problem_media(response: dict[str, Any]) -> None:
+    content = response.get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    if schema.get("$ref", "").endswith("/ProblemOut"):
+        content["application/problem+json"] = content.pop("application/json")
