@@ -13,6 +13,7 @@ from service import openapi, problems, resources
 from service.auth import Authenticator
 from service.bodies import request_class
 from service.config import Settings
+from service.docs_page import BUNDLE, DocsPage
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
 from service.paths import guard
@@ -53,6 +54,9 @@ def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Rou
     routes = resources.collect(context)
     routes.append(("/metrics", MetricsResource(metrics), None))
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
+    docs = DocsPage()
+    routes.append(("/docs", docs, None))
+    routes.append((f"/docs/{BUNDLE}", docs, "bundle"))
     return routes
 
 

@@ -21,26 +21,51 @@ DESCRIPTION = (
     "messages and full-text search. Every error is application/problem+json "
     "(RFC 9457)."
 )
+LICENSE = {"name": "MIT", "identifier": "MIT"}
+CONTACT = {
+    "name": "service-foundation",
+    "url": "https://github.com/service-foundation/service-foundation",
+}
+TAGS = {
+    "admin": "Users and API tokens: SERVICE_ADMIN_TOKEN only",
+    "conversations": "A user's conversations and their members",
+    "health": "Liveness and readiness probes",
+    "messages": "Messages in a user's conversations, and search over them",
+    "metadata": "The operator's key/value pairs",
+    "operations": "The API document and the Prometheus metrics",
+    "users": "The calling user",
+}
+WHO = {
+    None: "Open to anyone.",
+    "user": "Needs a user's API token (401 otherwise).",
+    "admin": "Needs SERVICE_ADMIN_TOKEN (401 otherwise; 404 while none is set).",
+    "operator": "Needs SERVICE_ADMIN_TOKEN when one is set (401 otherwise).",
+}
 SERVERS = [{"url": "/", "description": "This server (relative to the document)"}]
 HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {
+        "required": True,
         "description": "This request's id: the client's X-Request-ID when it is "
         "1-128 of A-Z a-z 0-9 . _ : -, else a new one. Also in problems and logs.",
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
     },
     "WWW-Authenticate": {
+        "required": True,
         "description": "The bearer challenge (RFC 6750)",
         "schema": {"type": "string", "examples": ['Bearer realm="service"']},
     },
     "Retry-After": {
+        "required": True,
         "description": "Seconds to wait before retrying",
         "schema": {"type": "integer", "minimum": 0},
     },
     "Location": {
+        "required": True,
         "description": "The URL of the resource created",
         "schema": {"type": "string", "format": "uri-reference"},
     },
     "ETag": {
+        "required": True,
         "description": "The representation's entity tag; send it back as "
         "If-None-Match for a 304",
         "schema": {"type": "string"},
@@ -70,12 +95,7 @@ def _headers_for(status: str, conditional: bool) -> dict[str, Any]:
         names.append("Location")
     if conditional and status in ("200", "304"):
         names.append("ETag")
-    return {
-        name: {**_header(name), "required": True}
-        if name != "Retry-After" or status == "503"
-        else _header(name)
-        for name in names
-    }
+    return {name: _header(name) for name in names}
 
 
 def example_of(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> Any:
@@ -182,10 +202,27 @@ def _links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
                 created["links"] = links
 
 
+def _used_schemas(document: dict[str, Any]) -> set[str]:
+    """The component schemas the paths refer to, directly or through others."""
+    schemas = document["components"]["schemas"]
+    found: set[str] = set()
+    pending = re.findall(
+        r'"#/components/schemas/(\w+)"', str(document["paths"]).replace("'", '"')
+    )
+    while pending:
+        name = pending.pop()
+        if name not in found:
+            found.add(name)
+            text = str(schemas.get(name, {})).replace("'", '"')
+            pending += re.findall(r'"#/components/schemas/(\w+)"', text)
+    return found
+
+
 def refine(
     document: dict[str, Any],
     *,
     security_scheme: str,
+    who: dict[str, Any],
     path_types: dict[tuple[str, str], Any],
     etag_operations: set[str],
     no_422: set[str],
@@ -200,6 +237,7 @@ def refine(
     components["headers"] = HEADERS
     schemas = components.setdefault("schemas", {})
     document["servers"] = SERVERS
+    document["info"].update(license=LICENSE, contact=CONTACT)
     # spectree escapes regex characters in literal segments ("/openapi\\.json").
     document["paths"] = {
         re.sub(r"\\(.)", r"\1", path): operations
@@ -208,6 +246,8 @@ def refine(
     for path, operations in document["paths"].items():
         for operation in operations.values():
             conditional = operation.get("operationId") in etag_operations
+            if not operation.get("description"):
+                operation["description"] = WHO[who.get(operation["operationId"])]
             if operation.get("operationId") in no_422:
                 operation.get("responses", {}).pop("422", None)
             for parameter in operation.get("parameters", []):
@@ -221,7 +261,19 @@ def refine(
                 response["headers"] = _headers_for(status, conditional)
             _add_examples(operation, schemas)
     _links(document["paths"], schemas)
+    used = _used_schemas(document)
+    components["schemas"] = {n: s for n, s in schemas.items() if n in used}
+    tags = sorted({t for _, _, op in _operations(document) for t in op.get("tags", [])})
+    document["tags"] = [{"name": t, "description": TAGS[t]} for t in tags]
     return document
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    ]
 
 
 def _parameter(

@@ -121,6 +121,7 @@ def _shadow(
     suffix: str | None,
     spec: SpecTree,
     no_422: set[str],
+    who: dict[str, Requirement],
 ) -> object:
     """A copy of resource whose documented responders carry spectree's wrapper.
 
@@ -142,6 +143,7 @@ def _shadow(
             options.setdefault("operation_id", operation_id(resource, name))
             if 422 not in statuses:
                 no_422.add(options["operation_id"])
+            who[options["operation_id"]] = auth
             if auth is not None:
                 # "operator" routes are open while no admin token is set.
                 options["security"] = (
@@ -193,13 +195,15 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
     )
     doc_app = falcon.App()
     no_422: set[str] = set()
+    who: dict[str, Requirement] = {}
     for template, resource, suffix in routes:
-        shadow = _shadow(resource, template, suffix, spec, no_422)
+        shadow = _shadow(resource, template, suffix, spec, no_422, who)
         doc_app.add_route(template, shadow, suffix=suffix)
     spec.register(doc_app)
     return contract.refine(
         spec.spec,
         security_scheme=SECURITY_SCHEME,
+        who=who,
         path_types=_path_types(routes),
         etag_operations=_etag_operations(routes),
         no_422=no_422,

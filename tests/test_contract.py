@@ -71,12 +71,14 @@ def test_every_answer_documents_the_headers_sent(document: dict[str, Any]) -> No
             where = f"{method} {path} {status}"
             assert "X-Request-ID" in headers, where
             if status == "401":
-                assert headers["WWW-Authenticate"]["required"], where
+                assert "WWW-Authenticate" in headers, where
             if status in ("503", "507"):
                 assert "Retry-After" in headers, where
             if status == "201":
-                assert headers["Location"]["required"], where
-    assert set(document["components"]["headers"]) == {
+                assert "Location" in headers, where
+    defined = document["components"]["headers"]
+    assert all(header["required"] for header in defined.values())
+    assert set(defined) == {
         "X-Request-ID",
         "WWW-Authenticate",
         "Retry-After",
