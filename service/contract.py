@@ -11,9 +11,11 @@ and the server. Nothing here is written per route.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from service.examples import add_examples
 from service.paths import parameter_schema
 
 DESCRIPTION = (
@@ -98,48 +100,6 @@ def _headers_for(status: str, conditional: bool) -> dict[str, Any]:
     return {name: _header(name) for name in names}
 
 
-def example_of(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> Any:
-    """A value the schema accepts, from its examples, defaults and types."""
-    if depth > 8:
-        return None
-    if "$ref" in schema:
-        return example_of(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, depth + 1)
-    if schema.get("examples"):
-        return schema["examples"][0]
-    if "default" in schema:
-        return schema["default"]
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for union in ("anyOf", "oneOf"):
-        if union in schema:
-            options = [s for s in schema[union] if s.get("type") != "null"]
-            return example_of((options or schema[union])[0], schemas, depth + 1)
-    kind = schema.get("type")
-    if kind == "object":
-        properties = schema.get("properties", {})
-        return {
-            name: example_of(sub, schemas, depth + 1)
-            for name, sub in properties.items()
-            if name in schema.get("required", ()) or "examples" in sub
-        }
-    if kind == "array":
-        return [example_of(schema.get("items", {}), schemas, depth + 1)]
-    return {"integer": 1, "number": 1.0, "boolean": True, "null": None}.get(
-        str(kind), "text"
-    )
-
-
-def _add_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
-    bodies = [operation.get("requestBody", {})]
-    bodies += list(operation.get("responses", {}).values())
-    for body in bodies:
-        for media in body.get("content", {}).values():
-            if "schema" in media and "example" not in media:
-                media["example"] = example_of(media["schema"], schemas)
-
-
 def _field_for(
     parameter: str, response: dict[str, Any], schemas: dict[str, Any]
 ) -> str | None:
@@ -205,16 +165,14 @@ def _links(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
 def _used_schemas(document: dict[str, Any]) -> set[str]:
     """The component schemas the paths refer to, directly or through others."""
     schemas = document["components"]["schemas"]
+    refer = re.compile(r'"#/components/schemas/(\w+)"')
     found: set[str] = set()
-    pending = re.findall(
-        r'"#/components/schemas/(\w+)"', str(document["paths"]).replace("'", '"')
-    )
+    pending = refer.findall(json.dumps(document["paths"]))
     while pending:
         name = pending.pop()
         if name not in found:
             found.add(name)
-            text = str(schemas.get(name, {})).replace("'", '"')
-            pending += re.findall(r'"#/components/schemas/(\w+)"', text)
+            pending += refer.findall(json.dumps(schemas.get(name, {})))
     return found
 
 
@@ -259,7 +217,7 @@ def refine(
                 if status == "304":
                     response["description"] = "Not Modified: your copy is current"
                 response["headers"] = _headers_for(status, conditional)
-            _add_examples(operation, schemas)
+            add_examples(operation, schemas)
     _links(document["paths"], schemas)
     used = _used_schemas(document)
     components["schemas"] = {n: s for n, s in schemas.items() if n in used}
