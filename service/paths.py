@@ -80,8 +80,14 @@ def parameter_types(
 def _guarded(
     responder: Callable[..., None], types: dict[str, Any]
 ) -> Callable[..., None]:
+    # The adapter's own validator: TypeAdapter.validate_python's Python frame
+    # costs as much as the check (a GET of one key is the hot path).
     checks = [
-        (name, adapter(annotation), parameter_schema(annotation).get("description"))
+        (
+            name,
+            adapter(annotation).validator,
+            parameter_schema(annotation).get("description"),
+        )
         for name, annotation in types.items()
     ]
 
