@@ -14,7 +14,7 @@ import falcon
 from spectree import Response
 
 from service.openapi import documented
-from service.rendering import etag_of
+from service.rendering import conditional, etag_of
 
 BUNDLE = "redoc.standalone.js"
 PAGE = b"""<!DOCTYPE html>
@@ -45,7 +45,8 @@ class DocsPage:
     uses_database = False
 
     def __init__(self) -> None:
-        self._bundle: bytes | None = None
+        self._bundle = b""
+        self._tag = ""
 
     @documented(tags=["operations"], resp=Response("HTTP_200"))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -54,12 +55,12 @@ class DocsPage:
         resp.content_type = falcon.MEDIA_HTML
         resp.set_header("Content-Security-Policy", POLICY)
 
-    @documented(tags=["operations"], resp=Response("HTTP_200"))
+    @documented(tags=["operations"], etag=True, resp=Response("HTTP_200"))
     def on_get_bundle(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Redoc's script, as the pinned release ships it."""
-        if self._bundle is None:
+        if not self._bundle:
             self._bundle = (files("service") / "static" / "redoc" / BUNDLE).read_bytes()
-        resp.data = self._bundle
-        resp.content_type = "text/javascript; charset=utf-8"
-        resp.set_header("ETag", etag_of(self._bundle))
+            self._tag = etag_of(self._bundle)
         resp.set_header("Cache-Control", "public, max-age=86400")
+        kind = "text/javascript; charset=utf-8"
+        conditional(req, resp, self._bundle, kind, self._tag)

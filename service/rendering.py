@@ -201,15 +201,25 @@ def send_one(
     record: Any,
 ) -> None:
     """Answer a single-resource GET: the body with its ETag, or 304 when unchanged."""
-    data = orjson.dumps(renderer(model)(record))
-    tag = etag_of(data)
+    conditional(req, resp, orjson.dumps(renderer(model)(record)), falcon.MEDIA_JSON)
+
+
+def conditional(
+    req: falcon.Request,
+    resp: falcon.Response,
+    data: bytes,
+    content_type: str,
+    tag: str | None = None,
+) -> None:
+    """Answer with data and its ETag (etag_of(data) unless given), or 304."""
+    tag = tag or etag_of(data)
     resp.set_header("ETag", tag)
     wanted = req.env.get("HTTP_IF_NONE_MATCH")  # get_header, minus its work
     if wanted is not None and _matches(wanted, tag):
         resp.status = falcon.HTTP_304
         return
     resp.data = data
-    resp.content_type = falcon.MEDIA_JSON
+    resp.content_type = content_type
 
 
 def _matches(header: str, tag: str) -> bool:
