@@ -28,6 +28,8 @@ CONTACT = {
     "name": "service-foundation",
     "url": "https://github.com/service-foundation/service-foundation",
 }
+# The shipped tags' descriptions; a new tag takes the first line of its
+# resource module's docstring (openapi.build_document passes those in).
 TAGS = {
     "admin": "Users and API tokens: SERVICE_ADMIN_TOKEN only",
     "conversations": "A user's conversations and their members",
@@ -181,6 +183,7 @@ def refine(
     *,
     security_scheme: str,
     who: dict[str, Any],
+    tag_docs: dict[str, str],
     path_types: dict[tuple[str, str], Any],
     etag_operations: set[str],
     no_422: set[str],
@@ -222,7 +225,11 @@ def refine(
     used = _used_schemas(document)
     components["schemas"] = {n: s for n, s in schemas.items() if n in used}
     tags = sorted({t for _, _, op in _operations(document) for t in op.get("tags", [])})
-    document["tags"] = [{"name": t, "description": TAGS[t]} for t in tags]
+    described = {**tag_docs, **TAGS}
+    document["tags"] = [
+        {"name": t, "description": described[t]} if t in described else {"name": t}
+        for t in tags
+    ]
     return document
 
 

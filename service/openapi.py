@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
@@ -122,6 +123,7 @@ def _shadow(
     spec: SpecTree,
     no_422: set[str],
     who: dict[str, Requirement],
+    tag_docs: dict[str, str],
 ) -> object:
     """A copy of resource whose documented responders carry spectree's wrapper.
 
@@ -144,6 +146,9 @@ def _shadow(
             if 422 not in statuses:
                 no_422.add(options["operation_id"])
             who[options["operation_id"]] = auth
+            summary = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n")[0]
+            for tag in options.get("tags", []):
+                tag_docs.setdefault(tag, summary)
             if auth is not None:
                 # "operator" routes are open while no admin token is set.
                 options["security"] = (
@@ -196,14 +201,16 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
     doc_app = falcon.App()
     no_422: set[str] = set()
     who: dict[str, Requirement] = {}
+    tag_docs: dict[str, str] = {}
     for template, resource, suffix in routes:
-        shadow = _shadow(resource, template, suffix, spec, no_422, who)
+        shadow = _shadow(resource, template, suffix, spec, no_422, who, tag_docs)
         doc_app.add_route(template, shadow, suffix=suffix)
     spec.register(doc_app)
     return contract.refine(
         spec.spec,
         security_scheme=SECURITY_SCHEME,
         who=who,
+        tag_docs=tag_docs,
         path_types=_path_types(routes),
         etag_operations=_etag_operations(routes),
         no_422=no_422,

@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import falcon
 import falcon.testing
 import pytest
+from spectree import Response
 
 from db import Database
 from db.target import DatabaseTarget
-from service.app import create_app
+from service import resources
+from service.app import create_app, routes_for
+from service.auth import Authenticator
+from service.metrics import Metrics
+from service.openapi import build_document, documented
 from tests.engines import settings_for
 from tests.messaging_helpers import ADMIN, ADMIN_TOKEN, bearer, make_user, start
 
@@ -208,3 +214,25 @@ def test_single_resource_gets_answer_304_when_unchanged(admin_client: Client) ->
     assert changed.status_code == 200
     assert changed.json["value"] == "v2"
     assert changed.headers["etag"] != old
+
+
+class Labels:
+    """A new resource with a tag nothing else uses."""
+
+    @documented(tags=["labels"], resp=Response("HTTP_204"))
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Nothing."""
+
+
+@pytest.mark.engines("sqlite")
+def test_a_new_tag_needs_no_registration(
+    target: DatabaseTarget, database: Database
+) -> None:
+    """A resource's new tag is described from its module's docstring, not a table."""
+    settings = settings_for(target, admin_token=ADMIN_TOKEN)
+    auth = Authenticator(database.users, database.token_uses, None)
+    routes = routes_for(resources.Context(settings, database, auth), Metrics())
+    document = build_document([*routes, ("/v1/labels", Labels(), None)])
+    tags = {t["name"]: t.get("description") for t in document["tags"]}
+    assert tags["labels"] == __doc__.splitlines()[0]
+    assert tags["conversations"] == "A user's conversations and their members"

@@ -34,6 +34,8 @@ def get_routes(client: Client) -> list[tuple[str, dict[str, str]]]:
         ("/readyz", {}),
         ("/metrics", {}),
         ("/openapi.json", {}),
+        ("/docs", {}),
+        ("/docs/redoc.standalone.js", {}),
         ("/v1/metadata", ADMIN),
         ("/v1/metadata/k", ADMIN),
         ("/v1/me", user),
