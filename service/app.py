@@ -11,10 +11,14 @@ from db import Database, open_database
 from db.database import engine_for
 from service import openapi, problems, resources
 from service.auth import Authenticator
+from service.bodies import request_class
 from service.config import Settings
 from service.cors import CorsPolicy
+from service.docs_page import BUNDLE, DocsPage
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
+from service.paths import guard
+from service.rendering import check_models
 from service.routing import complete_methods
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -51,6 +55,9 @@ def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Rou
     routes = resources.collect(context)
     routes.append(("/metrics", MetricsResource(metrics.registry), None))
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
+    docs = DocsPage()
+    routes.append(("/docs", docs, None))
+    routes.append((f"/docs/{BUNDLE}", docs, "bundle"))
     return routes
 
 
@@ -71,7 +78,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     if settings.cors_origins:
         # First, so that its process_response runs last, on the final answer.
         middleware.insert(0, CorsPolicy(settings.cors_origins))
-    app = falcon.App(middleware=middleware)
+    app = falcon.App(
+        middleware=middleware,
+        request_type=request_class(settings.max_body_bytes),
+    )
     # orjson encodes response bodies in a fraction of the stdlib's time.
     json_handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
@@ -79,7 +89,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> falco
     # Route /v1/metadata/ and /v1/metadata alike; keys never end in '/'.
     app.req_options.strip_url_path_trailing_slash = True
     problems.register(app, on_busy=metrics.busy.inc)
+    check_models(resources.models())
     for template, resource, suffix in routes:
+        guard(resource, suffix, template)
         complete_methods(resource, suffix)
         app.add_route(template, resource, suffix=suffix)
     return app

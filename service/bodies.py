@@ -1,12 +1,18 @@
-"""Read and validate JSON request bodies: 413, 415, 400 and 422 in one place."""
+"""Read and validate JSON request bodies: 413, 415, 400 and 422 in one place.
+
+The size limit is the app's (SERVICE_MAX_BODY_BYTES): create_app() gives
+falcon.App a request class carrying it (request_class), so a responder
+calls read_json(req, Model) and no resource is handed the setting.
+"""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import falcon
 from pydantic import BaseModel, ValidationError
 
+from service.config import Settings
 from service.problems import Problem, validation_errors
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -21,8 +27,20 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-def read_json(req: falcon.Request, model: type[ModelT], max_bytes: int) -> ModelT:
+class Request(falcon.Request):
+    """falcon.Request with the app's request limits."""
+
+    max_body: ClassVar[int] = Settings.model_fields["max_body_bytes"].default
+
+
+def request_class(max_body: int) -> type[Request]:
+    """A request class for one app, with its body limit."""
+    return type("Request", (Request,), {"max_body": max_body})
+
+
+def read_json(req: falcon.Request, model: type[ModelT]) -> ModelT:
     """Parse the body as model; every failure is a client error with a detail."""
+    max_bytes = req.max_body if isinstance(req, Request) else Request.max_body
     length = req.content_length
     if length is not None and length > max_bytes:
         raise Problem(413, f"request body is {length} bytes; the limit is {max_bytes}")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 # "." and ".." are path segments to every URL library, never keys. Spelled
 # for JSON Schema (ECMA-262: "$" is the end of the text); Python's "$" also
@@ -67,9 +68,35 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN), AfterValidator(_whole_key)]
+# The same rules for JSON Schema (ECMA-262 regex, \\u escapes), so clients,
+# generators and fuzzers know them; the validators above give the detail.
+NO_CONTROLS_PATTERN = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F]*$"
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+class Documented:
+    """Annotated metadata: a pattern for the JSON Schema only (not validated)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema of the type, with the pattern."""
+        schema: dict[str, Any] = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
+
+Key = Annotated[
+    str,
+    StringConstraints(pattern=KEY_PATTERN),
+    AfterValidator(_whole_key),
+    Field(description="1-128 of A-Z, a-z, 0-9, '.', '_', ':' and '-', not '.' or '..'"),
+]
 # Any text both engines store: everything but U+0000, which PostgreSQL's text
 # refuses (SQLite would keep it, and `transfer` could then not move the row).
-AnyText = Annotated[str, AfterValidator(_no_nul)]
+AnyText = Annotated[str, AfterValidator(_no_nul), Documented(NO_NUL_PATTERN)]
 # Text people write: no control characters but tab, line feed, carriage return.
-Text = Annotated[str, AfterValidator(_no_controls)]
+Text = Annotated[str, AfterValidator(_no_controls), Documented(NO_CONTROLS_PATTERN)]

@@ -37,6 +37,15 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
+def _is_utf8(path_info: str) -> bool:
+    """Whether a WSGI PATH_INFO (bytes as latin-1, PEP 3333) is UTF-8."""
+    try:
+        path_info.encode("iso-8859-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
 class RequestContext:
     """Give each request an id (kept from X-Request-ID if sane), time, count and log it."""
 
@@ -57,6 +66,12 @@ class RequestContext:
             "HTTP_HOST" not in req.env and req.env.get("SERVER_PROTOCOL") == "HTTP/1.1"
         ):
             raise Problem(400, _BAD_HOST)
+        # Falcon decodes the path leniently: bytes that are not UTF-8 become
+        # U+FFFD, which would then be routed, checked and stored as if sent.
+        if "\ufffd" in req.path and not _is_utf8(req.env.get("PATH_INFO", "")):
+            raise Problem(
+                400, "the path is not valid UTF-8 (percent-encode UTF-8 bytes)"
+            )
 
     def process_response(
         self,

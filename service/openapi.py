@@ -4,7 +4,9 @@ Responders declare their models with @documented(...), which only records
 them: spectree's own decorator wraps every call (and walks each response
 body), so it is applied to copies of the responders on a throwaway app
 that exists only to produce the document. service.bodies does the
-validation, so every failure is a problem+json answer.
+validation, so every failure is a problem+json answer. What the document
+says beyond spectree (response headers, examples, links, path parameter
+types) is added by service.contract.
 """
 
 from __future__ import annotations
@@ -12,43 +14,35 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import falcon
 from spectree import Response, SpecTree
 
-from service import __version__
-from service.fields import KEY_PATTERN, MAX_ID
-from service.schemas import HANDLE_PATTERN, ProblemOut
+from service import __version__, contract
+from service.paths import parameter_types, responder_name, text_parameters
+from service.schemas import ProblemOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 Route = tuple[str, object, str | None]  # URI template, resource, suffix
 Requirement = Literal["user", "admin", "operator"] | None
 
-# Falcon's URI templates carry no types; the document gets them from here
-# (spectree would call an int(min=, max=) id int32).
-_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
-PATH_PARAMETERS: dict[str, dict[str, Any]] = {
-    "key": {"type": "string", "pattern": KEY_PATTERN},
-    "handle": {"type": "string", "pattern": HANDLE_PATTERN},
-    "conversation_id": _ID,
-    "message_id": _ID,
-    "token_id": _ID,
-}
-
 
 def documented(
-    *, auth: Requirement = None, **spectree_options: Any
+    *, auth: Requirement = None, etag: bool = False, **spectree_options: Any
 ) -> Callable[[F], F]:
     """Declare who may call a responder, and its spectree.validate() options.
 
     Only records them (the middleware enforces auth, see service.auth);
-    the responder itself is not wrapped.
+    the responder itself is not wrapped. etag=True: the responder answers
+    with service.rendering.send_one (ETag, 304 on If-None-Match).
     """
 
     def mark(func: F) -> F:
         func.__auth__ = auth  # type: ignore[attr-defined]
+        func.__etag__ = etag  # type: ignore[attr-defined]
         func.__openapi__ = spectree_options  # type: ignore[attr-defined]
         return func
 
@@ -70,22 +64,32 @@ SECURITY_SCHEME = "bearerAuth"
 
 
 def derived_statuses(
-    method: str, template: str, options: dict[str, Any], auth: Requirement, db: bool
+    method: str,
+    template: str,
+    options: dict[str, Any],
+    auth: Requirement,
+    db: bool,
+    etag: bool = False,
 ) -> set[int]:
-    """The error statuses a responder can answer without declaring them.
+    """The statuses a responder can answer without declaring them.
 
     They follow from what it is: who may call it, whether it reads a body
-    or a query, has path parameters, writes, or uses the database at all.
+    or a query, has path parameters (ids: 404; text: 422 when malformed),
+    writes, answers conditional GETs, or uses the database at all.
     """
     statuses: set[int] = set()
     if auth is not None:
         statuses.add(401)
     if auth == "admin" or "{" in template:
         statuses.add(404)  # no admin token configured; an unknown id or key
+    if text_parameters(template):
+        statuses.add(422)  # a path parameter its type refuses
     if "json" in options:
         statuses |= {400, 413, 415, 422}
     if "query" in options:
         statuses.add(422)
+    if etag:
+        statuses.add(304)
     if db:
         statuses.add(503)  # busy past the timeouts, or the database failed
         if method in WRITE_METHODS:
@@ -98,23 +102,53 @@ def _with_statuses(options: dict[str, Any], statuses: set[int]) -> dict[str, Any
     resp = copy.deepcopy(options.get("resp")) or Response()
     for status in sorted(statuses):
         # replace=False: a status the responder declared keeps its model.
+        if status == 304:
+            if "HTTP_304" not in resp.codes:
+                resp.codes.append("HTTP_304")  # no body: spectree's plain code list
+            continue
         resp.add_model(status, ProblemOut, replace=False)
     return {**options, "resp": resp}
 
 
-def _shadow(resource: object, template: str, spec: SpecTree) -> object:
-    """A copy of resource whose documented responders carry spectree's wrapper."""
+def operation_id(resource: object, responder: str) -> str:
+    """A stable identifier: the resource class and the responder, in snake case."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(resource).__name__).lower()
+    return f"{name}_{responder.removeprefix('on_')}"
+
+
+def _shadow(
+    resource: object,
+    template: str,
+    suffix: str | None,
+    spec: SpecTree,
+    no_422: set[str],
+    who: dict[str, Requirement],
+    tag_docs: dict[str, str],
+) -> object:
+    """A copy of resource whose documented responders carry spectree's wrapper.
+
+    spectree documents a 422 on every operation; no_422 collects the
+    operationIds that cannot answer one, for contract.refine to drop it.
+    """
     cls = type(resource)
     db = getattr(resource, "uses_database", True)
     attrs: dict[str, Any] = {}
     for name in dir(cls):
         func = getattr(cls, name)
         options = getattr(func, "__openapi__", None)
-        if name.startswith("on_") and options is not None:
-            method = name[3:].split("_", 1)[0].upper()
+        method = name[3:].split("_", 1)[0].upper()
+        if options is not None and name == responder_name(method, suffix):
             auth: Requirement = getattr(func, "__auth__", None)
-            statuses = derived_statuses(method, template, options, auth, db)
+            etag = getattr(func, "__etag__", False)
+            statuses = derived_statuses(method, template, options, auth, db, etag)
             options = _with_statuses(options, statuses)
+            options.setdefault("operation_id", operation_id(resource, name))
+            if 422 not in statuses:
+                no_422.add(options["operation_id"])
+            who[options["operation_id"]] = auth
+            summary = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n")[0]
+            for tag in options.get("tags", []):
+                tag_docs.setdefault(tag, summary)
             if auth is not None:
                 # "operator" routes are open while no admin token is set.
                 options["security"] = (
@@ -126,68 +160,61 @@ def _shadow(resource: object, template: str, spec: SpecTree) -> object:
     return type(cls.__name__, (), attrs)()
 
 
-def _integer_bounds(schema: dict[str, Any]) -> None:
-    """Falcon's int(min=, max=) converter, as spectree renders it, made exact.
-
-    spectree writes the bounds as strings and calls every integer int32.
-    """
-    if schema.get("type") != "integer":
-        return
-    for bound in ("minimum", "maximum"):
-        if isinstance(schema.get(bound), str):
-            schema[bound] = int(schema[bound])
-    if schema.get("maximum", 0) > 2**31 - 1:
-        schema["format"] = "int64"
-
-
-def _refine(document: dict[str, Any]) -> dict[str, Any]:
-    """Type the path parameters; errors are application/problem+json."""
-    document.setdefault("components", {}).setdefault("securitySchemes", {})[
-        SECURITY_SCHEME
-    ] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "A user's API token, or SERVICE_ADMIN_TOKEN for admin routes",
+def _etag_operations(routes: Iterable[Route]) -> set[str]:
+    """The operationIds whose responders answer conditional GETs."""
+    return {
+        operation_id(resource, name)
+        for _, resource, _ in routes
+        for name in dir(type(resource))
+        if getattr(getattr(type(resource), name), "__etag__", False)
     }
-    # spectree escapes regex characters in literal segments ("/openapi\\.json").
-    document["paths"] = {
-        re.sub(r"\\(.)", r"\1", path): operations
-        for path, operations in document.get("paths", {}).items()
-    }
-    for operations in document["paths"].values():
-        for operation in operations.values():
-            for parameter in operation.get("parameters", []):
-                if parameter["in"] == "path" and parameter["name"] in PATH_PARAMETERS:
-                    parameter["schema"] = PATH_PARAMETERS[parameter["name"]]
-                _integer_bounds(parameter.get("schema", {}))
-            for response in operation.get("responses", {}).values():
-                content = response.get("content", {})
-                schema = content.get("application/json", {}).get("schema", {})
-                if schema.get("$ref", "").endswith("/ProblemOut"):
-                    content["application/problem+json"] = content.pop(
-                        "application/json"
-                    )
-    return document
+
+
+def _path_types(routes: Iterable[Route]) -> dict[tuple[str, str], Any]:
+    """{(document path, parameter): annotation} for every text path parameter."""
+    found: dict[tuple[str, str], Any] = {}
+    for template, resource, suffix in routes:
+        path = re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", template)
+        for types in parameter_types(resource, suffix, template).values():
+            for name, annotation in types.items():
+                found[(path, name)] = annotation
+    return found
 
 
 def build_document(routes: Iterable[Route]) -> dict[str, Any]:
     """Generate the OpenAPI document for the given route table."""
+    routes = list(routes)
     spec = SpecTree(
         "falcon",
         title="service-foundation",
         version=__version__,
+        description=contract.DESCRIPTION,
         mode="strict",
         page_templates={},
         annotations=False,
         # spectree documents a validation error on every operation: ours is a problem.
         validation_error_model=ProblemOut,
         naming_strategy=lambda model: model.__name__,
+        # One component per model: "MemberOut", never "ConversationOut.MemberOut".
+        nested_naming_strategy=lambda _parent, child: child,
     )
     doc_app = falcon.App()
+    no_422: set[str] = set()
+    who: dict[str, Requirement] = {}
+    tag_docs: dict[str, str] = {}
     for template, resource, suffix in routes:
-        doc_app.add_route(template, _shadow(resource, template, spec), suffix=suffix)
+        shadow = _shadow(resource, template, suffix, spec, no_422, who, tag_docs)
+        doc_app.add_route(template, shadow, suffix=suffix)
     spec.register(doc_app)
-    return _refine(spec.spec)
+    return contract.refine(
+        spec.spec,
+        security_scheme=SECURITY_SCHEME,
+        who=who,
+        tag_docs=tag_docs,
+        path_types=_path_types(routes),
+        etag_operations=_etag_operations(routes),
+        no_422=no_422,
+    )
 
 
 class OpenApi:
@@ -199,10 +226,14 @@ class OpenApi:
         self._routes = routes
         self._body: bytes | None = None
 
+    def document(self) -> bytes:
+        """The document as JSON bytes (built once)."""
+        if self._body is None:
+            self._body = json.dumps(build_document(self._routes)).encode()
+        return self._body
+
     @documented(tags=["operations"], resp=Response("HTTP_200"))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Serve this OpenAPI document."""
-        if self._body is None:
-            self._body = json.dumps(build_document(self._routes)).encode()
-        resp.data = self._body
+        resp.data = self.document()
         resp.content_type = falcon.MEDIA_JSON

@@ -6,14 +6,13 @@ import functools
 import re
 import typing
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import falcon
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from service.problems import Problem, validation_errors
-from service.schemas import HANDLE_PATTERN
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -90,25 +89,3 @@ def utc_iso(moment: datetime) -> str:
     if moment.microsecond:
         return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
     return moment.isoformat("T", "microseconds")[:-6] + "Z"
-
-
-_HANDLE = re.compile(HANDLE_PATTERN)
-
-
-def check_handle(handle: str) -> str:
-    """A handle from the path, or 422: no user can have any other."""
-    if not _HANDLE.fullmatch(handle):
-        raise Problem(
-            422,
-            "handle must be 3-32 characters of a-z, 0-9 and _",
-            errors=[{"detail": "invalid handle", "parameter": "handle"}],
-        )
-    return handle
-
-
-def json_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A record dict (from db.crud) as JSON values: timestamps as ISO 8601 UTC."""
-    return {
-        name: utc_iso(value) if isinstance(value, datetime) else value
-        for name, value in row.items()
-    }

@@ -9,7 +9,7 @@ import falcon.testing
 import pytest
 
 from db.target import DatabaseTarget
-from service.schemas import MAX_VALUE_BYTES
+from service.resources.metadata import MAX_VALUE_BYTES
 from tests.engines import execute, rows
 from tests.helpers import LATEST, SHIPPED
 

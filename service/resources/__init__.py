@@ -12,6 +12,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from types import ModuleType
+
+from pydantic import BaseModel
 
 from db import Database
 from service.auth import Authenticator
@@ -31,17 +34,30 @@ class Context:
     database: Database
     auth: Authenticator
 
-    @property
-    def max_body(self) -> int:
-        """The largest request body accepted, in bytes."""
-        return self.settings.max_body_bytes
+
+def _modules() -> list[ModuleType]:
+    return [
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    ]
+
+
+def models() -> list[type[BaseModel]]:
+    """Every pydantic model the resource modules define."""
+    return [
+        value
+        for module in _modules()
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseModel)
+        and value.__module__ == module.__name__
+    ]
 
 
 def collect(context: Context) -> list[Route]:
     """Every resource module's routes, in module-name order."""
     found: list[Route] = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for module in _modules():
         declare = getattr(module, "routes", None)
         if declare is None:
             raise RuntimeError(f"{module.__name__} declares no routes(context)")

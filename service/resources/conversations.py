@@ -10,89 +10,143 @@ over and the operator's moderation, in ownership.py.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import ClassVar
 
 import falcon
+from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
 from db import ConversationRecord, MemberRecord
 from db.conversations import Conversations as ConversationStore
 from db.members import Members as MemberStore
+from db.records import ConversationPage
 from db.users import Users as UserStore
 from service.auth import caller
 from service.bodies import read_json
+from service.fields import Text
 from service.openapi import Route, documented
-from service.params import check_handle, read_query, utc_iso
+from service.params import read_query
 from service.problems import Problem
+from service.rendering import send, send_one
 from service.resources import ID, Context
-from service.schemas import (
-    ConversationIn,
-    ConversationOut,
-    ConversationPageOut,
-    ConversationsQuery,
-    MemberIn,
-    MemberOut,
-    ProblemOut,
-)
+from service.schemas import CURSOR_PATTERN, Handle, ProblemOut
 
 # One conversation's URI template; messages.py nests under it.
 CONVERSATION = f"/v1/conversations/{{conversation_id:{ID}}}"
 
-AUTH_ERRORS = {"HTTP_401": ProblemOut}
-WRITE_ERRORS = {
-    "HTTP_400": ProblemOut,
-    "HTTP_401": ProblemOut,
-    "HTTP_413": ProblemOut,
-    "HTTP_415": ProblemOut,
-    "HTTP_422": ProblemOut,
-    "HTTP_503": ProblemOut,
-}
+
+class ConversationIn(BaseModel):
+    """Body of POST /v1/conversations."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: Text = Field(min_length=1, max_length=200, examples=["Plans"])
+    members: list[Handle] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Handles of existing users to add; the creator is always a "
+        "member and the owner. One unknown handle makes it a 422 that does not "
+        "say which (no bulk probing of handles)",
+        examples=[["bob"]],
+    )
 
 
-def member_out(member: MemberRecord) -> dict[str, Any]:
-    """The JSON of a member."""
-    return {
-        "handle": member.handle,
-        "display_name": member.display_name,
-        "joined_at": utc_iso(member.joined_at),
-    }
+class MemberIn(BaseModel):
+    """Body of POST /v1/conversations/{conversation_id}/members."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    handle: Handle = Field(description="An existing user's handle (404 if none)")
 
 
-def conversation_out(record: ConversationRecord, *, members: bool) -> dict[str, Any]:
-    """The JSON of a conversation, with its members or (in listings) without."""
-    out: dict[str, Any] = {
-        "id": record.id,
-        "title": record.title,
-        "created_by": record.created_by,
-        "owner": record.owner,
-        "created_at": utc_iso(record.created_at),
-        "last_message_at": utc_iso(record.last_message_at),
-    }
-    if members:
-        out["members"] = [member_out(m) for m in record.members]
-    return out
+class OwnerIn(BaseModel):
+    """Body of PUT /v1/conversations/{conversation_id}/owner."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    handle: Handle = Field(description="A member, who becomes the owner")
+
+
+class MemberOut(BaseModel):
+    """A member of a conversation."""
+
+    __record__: ClassVar[type] = MemberRecord
+
+    handle: str = Field(examples=["bob"])
+    display_name: str = Field(examples=["Bob"])
+    joined_at: datetime = Field(examples=["2026-11-29T03:40:02.000000Z"])
+
+
+class ConversationSummaryOut(BaseModel):
+    """A conversation in a listing."""
+
+    __record__: ClassVar[type] = ConversationRecord
+
+    id: int = Field(examples=[1])
+    title: str = Field(examples=["Plans"])
+    created_by: str = Field(description="The creator's handle", examples=["ann"])
+    owner: str | None = Field(
+        description="The owner's handle: adds and removes others; null once "
+        "nobody is left",
+        examples=["ann"],
+    )
+    created_at: datetime = Field(examples=["2026-11-29T03:40:02.000000Z"])
+    last_message_at: datetime = Field(
+        description="Latest message, or created_at",
+        examples=["2026-11-29T03:41:10.120311Z"],
+    )
+
+
+class ConversationOut(ConversationSummaryOut):
+    """A conversation with its members."""
+
+    members: list[MemberOut]
+
+
+class ConversationPageOut(BaseModel):
+    """My conversations, most recent activity first."""
+
+    __record__: ClassVar[type] = ConversationPage
+
+    items: list[ConversationSummaryOut]
+    next: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end",
+        examples=[None],
+    )
+
+
+class ConversationsQuery(BaseModel):
+    """Query parameters of GET /v1/conversations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(
+        None,
+        max_length=200,
+        pattern=CURSOR_PATTERN,
+        description="Opaque: only a `next` this API returned (422 otherwise)",
+    )
 
 
 class Conversations:
     """GET/POST /v1/conversations, GET /v1/conversations/{conversation_id}."""
 
-    def __init__(
-        self, conversations: ConversationStore, users: UserStore, max_body_bytes: int
-    ) -> None:
+    def __init__(self, conversations: ConversationStore, users: UserStore) -> None:
         self._conversations = conversations
         self._users = users
-        self._max_body = max_body_bytes
 
     @documented(
         auth="user",
         json=ConversationIn,
         tags=["conversations"],
-        resp=Response(HTTP_201=ConversationOut, **WRITE_ERRORS),
+        resp=Response(HTTP_201=ConversationOut),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Start a conversation with the given members; the caller owns it."""
         me = caller(req)
-        body = read_json(req, ConversationIn, self._max_body)
+        body = read_json(req, ConversationIn)
         found = self._users.by_handles(body.members)
         if len(found) != len(set(body.members)):
             # Not which ones: a request tells at most that all of its
@@ -104,14 +158,14 @@ class Conversations:
                 errors=[{"detail": "unknown handle(s)", "pointer": "#/members"}],
             )
         record = self._conversations.create(me.user, body.title, found.values())
-        resp.media = conversation_out(record, members=True)
-        resp.status = falcon.HTTP_201
+        send(resp, ConversationOut, record, falcon.HTTP_201)
+        resp.location = f"/v1/conversations/{record.id}"
 
     @documented(
         auth="user",
         query=ConversationsQuery,
         tags=["conversations"],
-        resp=Response(HTTP_200=ConversationPageOut, HTTP_422=ProblemOut, **AUTH_ERRORS),
+        resp=Response(HTTP_200=ConversationPageOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """My conversations, most recent activity first, paged with ?cursor=."""
@@ -125,15 +179,13 @@ class Conversations:
                 "invalid query parameters",
                 errors=[{"detail": str(ex), "parameter": "cursor"}],
             ) from ex
-        resp.media = {
-            "items": [conversation_out(c, members=False) for c in page.items],
-            "next": page.next,
-        }
+        send(resp, ConversationPageOut, page)
 
     @documented(
         auth="user",
+        etag=True,
         tags=["conversations"],
-        resp=Response(HTTP_200=ConversationOut, HTTP_404=ProblemOut, **AUTH_ERRORS),
+        resp=Response(HTTP_200=ConversationOut),
     )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
@@ -141,63 +193,62 @@ class Conversations:
         """One of my conversations with its members, or 404."""
         me = caller(req)
         record = self._conversations.get(me.user.id, conversation_id)
-        resp.media = conversation_out(record, members=True)
+        send_one(req, resp, ConversationOut, record)
+
+
+def send_member(
+    resp: falcon.Response, conversation_id: int, member: MemberRecord, added: bool
+) -> None:
+    """Answer an added member: 201 with its Location, or 200 when one already."""
+    send(resp, MemberOut, member, falcon.HTTP_201 if added else falcon.HTTP_200)
+    if added:
+        resp.location = f"/v1/conversations/{conversation_id}/members/{member.handle}"
 
 
 class Members:
     """POST .../members (the owner) and DELETE .../members/{handle}."""
 
-    def __init__(self, members: MemberStore, max_body_bytes: int) -> None:
+    def __init__(self, members: MemberStore) -> None:
         self._members = members
-        self._max_body = max_body_bytes
 
     @documented(
         auth="user",
         json=MemberIn,
         tags=["conversations"],
-        resp=Response(
-            HTTP_200=MemberOut,
-            HTTP_201=MemberOut,
-            HTTP_403=ProblemOut,
-            HTTP_404=ProblemOut,
-            **WRITE_ERRORS,
-        ),
+        resp=Response(HTTP_200=MemberOut, HTTP_201=MemberOut, HTTP_403=ProblemOut),
     )
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
         """Add a member (the owner only): 201, or 200 when already one."""
         me = caller(req)
-        body = read_json(req, MemberIn, self._max_body)
+        body = read_json(req, MemberIn)
         member, added = self._members.add(me.user.id, conversation_id, body.handle)
-        resp.media = member_out(member)
-        resp.status = falcon.HTTP_201 if added else falcon.HTTP_200
+        send_member(resp, conversation_id, member, added)
 
     @documented(
         auth="user",
         tags=["conversations"],
-        resp=Response(
-            "HTTP_204", HTTP_403=ProblemOut, HTTP_404=ProblemOut, **AUTH_ERRORS
-        ),
+        resp=Response("HTTP_204", HTTP_403=ProblemOut),
     )
     def on_delete_item(
         self,
         req: falcon.Request,
         resp: falcon.Response,
         conversation_id: int,
-        handle: str,
+        handle: Handle,
     ) -> None:
         """Leave (your own handle), or remove another member (the owner only)."""
         me = caller(req)
-        self._members.remove(me.user.id, conversation_id, check_handle(handle))
+        self._members.remove(me.user.id, conversation_id, handle)
         resp.status = falcon.HTTP_204
 
 
 def routes(context: Context) -> list[Route]:
     """A user's conversations and their members."""
-    database, max_body = context.database, context.max_body
-    conversations = Conversations(database.conversations, database.users, max_body)
-    members = Members(database.members, max_body)
+    database = context.database
+    conversations = Conversations(database.conversations, database.users)
+    members = Members(database.members)
     return [
         ("/v1/conversations", conversations, None),
         (CONVERSATION, conversations, "item"),

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import falcon
+from pydantic import BaseModel, Field
 from spectree import Response
 
 from db import Database
 from service.openapi import Route, documented
+from service.rendering import body
 from service.resources import Context
-from service.schemas import HealthOut, ReadyOut
+
+
+class HealthOut(BaseModel):
+    """The process is alive."""
+
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """Readiness: the schema is current."""
+
+    status: Literal["ready", "not ready"]
+    schema_version: int | None = Field(examples=[3])
+    pending: list[int] = Field(examples=[[]])
+    edited: list[int] = Field(default_factory=list, examples=[[]])
+    fault: str | None = Field(
+        None, description="Why the database cannot serve (absent when it can)"
+    )
+
+
+_OK = body(HealthOut, {"status": "ok"})
 
 
 class Health:
@@ -19,7 +43,8 @@ class Health:
     @documented(tags=["health"], resp=Response(HTTP_200=HealthOut))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer 200 while the process is alive."""
-        resp.media = {"status": "ok"}
+        resp.data = _OK
+        resp.content_type = falcon.MEDIA_JSON
 
 
 class Ready:

@@ -7,43 +7,123 @@ answered exactly as one that does not exist (404).
 from __future__ import annotations
 
 import html
-from typing import Any
+from datetime import datetime
+from typing import ClassVar
 
 import falcon
+from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import MessageRecord
+from db import MessagePage, MessageRecord, SearchHit
 from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
 from db.messages import Messages as MessageStore
 from db.search import MAX_SEARCH_TERMS, TooManyTermsError
 from db.search import Search as SearchStore
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
+from service.fields import MAX_ID, Text
 from service.openapi import Route, documented
-from service.params import read_query, utc_iso
+from service.params import read_query
 from service.problems import Problem
+from service.rendering import send
 from service.resources import ID, Context
-from service.resources.conversations import AUTH_ERRORS, CONVERSATION, WRITE_ERRORS
-from service.schemas import (
-    MAX_BODY_BYTES,
-    MessageIn,
-    MessageOut,
-    MessagePageOut,
-    MessagesQuery,
-    ProblemOut,
-    SearchOut,
-    SearchQuery,
-)
+from service.resources.conversations import CONVERSATION
+from service.schemas import ProblemOut
+
+MAX_BODY_BYTES = 32_768
 
 
-def _message(record: MessageRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "conversation_id": record.conversation_id,
-        "author": record.author,
-        "body": record.body,
-        "created_at": utc_iso(record.created_at),
-    }
+class MessageIn(BaseModel):
+    """Body of POST /v1/conversations/{conversation_id}/messages."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    body: Text = Field(
+        min_length=1,
+        description="1 character to 32 KiB of UTF-8 (413 above); no control "
+        "characters but tab, line feed and carriage return",
+        examples=["Lunch on Friday?"],
+    )
+
+
+class MessageOut(BaseModel):
+    """One message."""
+
+    __record__: ClassVar[type] = MessageRecord
+
+    id: int = Field(examples=[1])
+    conversation_id: int = Field(examples=[1])
+    author: str = Field(description="The author's handle", examples=["ann"])
+    body: str = Field(examples=["Lunch on Friday?"])
+    created_at: datetime = Field(examples=["2026-11-29T03:41:10.120311Z"])
+
+
+class MessagePageOut(BaseModel):
+    """A page of messages."""
+
+    __record__: ClassVar[type] = MessagePage
+
+    items: list[MessageOut]
+    next: int | None = Field(
+        description="Pass as ?before= (newest first) or ?after= (oldest first, when "
+        "the page was asked with after) for the next page; null at the end",
+        examples=[None],
+    )
+
+
+class MessagesQuery(BaseModel):
+    """Query parameters of GET /v1/conversations/{conversation_id}/messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=200)
+    before: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Newest first, ids below this. Not with after (422 when both)",
+    )
+    after: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_ID,
+        description="Oldest first, ids above this. Not with before (422 when both)",
+    )
+
+
+class SearchQuery(BaseModel):
+    """Query parameters of GET /v1/search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: Text = Field(
+        min_length=1,
+        max_length=200,
+        description="Words to find, all of them (at most 16 words: 422 above)",
+    )
+    limit: int = Field(20, ge=1, le=50)
+
+
+class SearchHitOut(BaseModel):
+    """A message that matches, with a snippet of its body.
+
+    The snippet is HTML: the text is escaped and the matched terms are
+    wrapped in <mark>...</mark>, so it can be inserted into a page as is.
+    """
+
+    __record__: ClassVar[type] = SearchHit
+
+    message_id: int = Field(examples=[1])
+    conversation_id: int = Field(examples=[1])
+    author: str = Field(examples=["ann"])
+    created_at: datetime = Field(examples=["2026-11-29T03:41:10.120311Z"])
+    snippet: str = Field(examples=["<mark>Lunch</mark> on Friday?"])
+
+
+class SearchOut(BaseModel):
+    """Search hits from my conversations, best first."""
+
+    items: list[SearchHitOut]
 
 
 def _snippet(raw: str) -> str:
@@ -58,37 +138,31 @@ def _snippet(raw: str) -> str:
 class Messages:
     """POST/GET .../messages and DELETE .../messages/{message_id}."""
 
-    def __init__(self, messages: MessageStore, max_body_bytes: int) -> None:
+    def __init__(self, messages: MessageStore) -> None:
         self._messages = messages
-        self._max_body = max_body_bytes
 
     @documented(
         auth="user",
         json=MessageIn,
         tags=["messages"],
-        resp=Response(HTTP_201=MessageOut, HTTP_404=ProblemOut, **WRITE_ERRORS),
+        resp=Response(HTTP_201=MessageOut),
     )
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
     ) -> None:
         """Post a message to one of my conversations."""
         me = caller(req)
-        body = read_json(req, MessageIn, self._max_body)
+        body = read_json(req, MessageIn)
         check_utf8_size(body.body, "body", MAX_BODY_BYTES)
         record = self._messages.post(me.user, conversation_id, body.body)
-        resp.media = _message(record)
-        resp.status = falcon.HTTP_201
+        send(resp, MessageOut, record, falcon.HTTP_201)
+        resp.location = f"/v1/conversations/{conversation_id}/messages/{record.id}"
 
     @documented(
         auth="user",
         query=MessagesQuery,
         tags=["messages"],
-        resp=Response(
-            HTTP_200=MessagePageOut,
-            HTTP_404=ProblemOut,
-            HTTP_422=ProblemOut,
-            **AUTH_ERRORS,
-        ),
+        resp=Response(HTTP_200=MessagePageOut),
     )
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, conversation_id: int
@@ -109,14 +183,12 @@ class Messages:
             before=query.before,
             after=query.after,
         )
-        resp.media = {"items": [_message(m) for m in page.items], "next": page.next}
+        send(resp, MessagePageOut, page)
 
     @documented(
         auth="user",
         tags=["messages"],
-        resp=Response(
-            "HTTP_204", HTTP_403=ProblemOut, HTTP_404=ProblemOut, **AUTH_ERRORS
-        ),
+        resp=Response("HTTP_204", HTTP_403=ProblemOut),
     )
     def on_delete_item(
         self,
@@ -141,7 +213,7 @@ class Search:
         auth="user",
         query=SearchQuery,
         tags=["messages"],
-        resp=Response(HTTP_200=SearchOut, HTTP_422=ProblemOut, **AUTH_ERRORS),
+        resp=Response(HTTP_200=SearchOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Messages containing every word of ?q=, best match first."""
@@ -160,24 +232,14 @@ class Search:
                     }
                 ],
             ) from ex
-        resp.media = {
-            "items": [
-                {
-                    "message_id": hit.message_id,
-                    "conversation_id": hit.conversation_id,
-                    "author": hit.author,
-                    "created_at": utc_iso(hit.created_at),
-                    "snippet": _snippet(hit.snippet),
-                }
-                for hit in hits
-            ]
-        }
+        marked = [hit._replace(snippet=_snippet(hit.snippet)) for hit in hits]
+        send(resp, SearchOut, {"items": marked})
 
 
 def routes(context: Context) -> list[Route]:
     """Messages in a user's conversations, and search."""
     database = context.database
-    messages = Messages(database.messages, context.max_body)
+    messages = Messages(database.messages)
     return [
         (f"{CONVERSATION}/messages", messages, None),
         (f"{CONVERSATION}/messages/{{message_id:{ID}}}", messages, "item"),

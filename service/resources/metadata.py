@@ -2,126 +2,127 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import ClassVar
+
 import falcon
+from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import MetadataRecord
+from db import MetadataPage, MetadataRecord
 from db.metadata import Metadata as MetadataStore
 from service.bodies import check_utf8_size, read_json
-from service.fields import is_key
+from service.fields import AnyText, Key
 from service.openapi import Route, documented
-from service.params import read_query, utc_iso
-from service.problems import Problem
+from service.params import read_query
+from service.rendering import send, send_one
 from service.resources import Context
-from service.schemas import (
-    MAX_VALUE_BYTES,
-    MetadataIn,
-    MetadataOut,
-    MetadataPageOut,
-    MetadataQuery,
-    ProblemOut,
-)
+
+MAX_VALUE_BYTES = 65_536
 
 
-def _check_key(key: str) -> str:
-    if not is_key(key):
-        raise Problem(
-            422,
-            "key must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-', and not '.' or '..'",
-            errors=[{"detail": "invalid key", "parameter": "key"}],
-        )
-    return key
+class MetadataIn(BaseModel):
+    """Body of PUT /v1/metadata/{key}."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    value: AnyText = Field(
+        description="Any UTF-8 text up to 64 KiB (413 above) but U+0000",
+        examples=["demo"],
+    )
 
 
-def _out(record: MetadataRecord) -> dict[str, str]:
-    return {
-        "key": record.key,
-        "value": record.value,
-        "updated_at": utc_iso(record.updated_at),
-    }
+class MetadataOut(BaseModel):
+    """One metadata entry."""
+
+    __record__: ClassVar[type] = MetadataRecord
+    model_config = ConfigDict(regex_engine="python-re")  # KEY_PATTERN looks ahead
+
+    key: Key = Field(examples=["app.name"])
+    value: str = Field(examples=["demo"])
+    updated_at: datetime = Field(
+        description="Last change, ISO 8601 in UTC",
+        examples=["2026-11-29T02:49:17.350256Z"],
+    )
+
+
+class MetadataPageOut(BaseModel):
+    """A page of entries ordered by key."""
+
+    __record__: ClassVar[type] = MetadataPage
+    model_config = ConfigDict(regex_engine="python-re")
+
+    items: list[MetadataOut]
+    next: Key | None = Field(
+        description="Pass as ?after= for the next page; null at the end",
+        examples=[None],
+    )
+
+
+class MetadataQuery(BaseModel):
+    """Query parameters of GET /v1/metadata."""
+
+    # Unknown parameters are refused (422): a typo such as ?limt= never goes unnoticed.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
+    limit: int = Field(100, ge=1, le=1000)
+    after: Key | None = None
 
 
 class Metadata:
     """GET /v1/metadata and GET/PUT/DELETE /v1/metadata/{key}."""
 
-    def __init__(self, store: MetadataStore, max_body_bytes: int) -> None:
+    def __init__(self, store: MetadataStore) -> None:
         self._store = store
-        self._max_body = max_body_bytes
 
     @documented(
         auth="operator",
         query=MetadataQuery,
         tags=["metadata"],
-        resp=Response(
-            HTTP_200=MetadataPageOut, HTTP_401=ProblemOut, HTTP_422=ProblemOut
-        ),
+        resp=Response(HTTP_200=MetadataPageOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List entries ordered by key, paged with ?limit= and ?after=."""
         query = read_query(req, MetadataQuery)
-        page = self._store.page(query.limit, query.after)
-        resp.media = {"items": [_out(r) for r in page.items], "next": page.next}
+        send(resp, MetadataPageOut, self._store.page(query.limit, query.after))
 
     @documented(
         auth="operator",
+        etag=True,
         tags=["metadata"],
-        resp=Response(
-            HTTP_200=MetadataOut,
-            HTTP_401=ProblemOut,
-            HTTP_404=ProblemOut,
-            HTTP_422=ProblemOut,
-        ),
+        resp=Response(HTTP_200=MetadataOut),
     )
-    def on_get_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, key: Key) -> None:
         """Return one entry or 404."""
-        resp.media = _out(self._store.get(_check_key(key)))
+        send_one(req, resp, MetadataOut, self._store.get(key))
 
     @documented(
         auth="operator",
         json=MetadataIn,
         tags=["metadata"],
-        resp=Response(
-            HTTP_200=MetadataOut,
-            HTTP_201=MetadataOut,
-            HTTP_400=ProblemOut,
-            HTTP_401=ProblemOut,
-            HTTP_413=ProblemOut,
-            HTTP_415=ProblemOut,
-            HTTP_422=ProblemOut,
-            HTTP_503=ProblemOut,
-        ),
+        resp=Response(HTTP_200=MetadataOut, HTTP_201=MetadataOut),
     )
-    def on_put_item(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+    def on_put_item(self, req: falcon.Request, resp: falcon.Response, key: Key) -> None:
         """Create (201) or replace (200) one entry."""
-        _check_key(key)
-        body = read_json(req, MetadataIn, self._max_body)
+        body = read_json(req, MetadataIn)
         check_utf8_size(body.value, "value", MAX_VALUE_BYTES)
         record, created = self._store.put(key, body.value)
-        resp.media = _out(record)
-        resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
+        send(resp, MetadataOut, record, falcon.HTTP_201 if created else falcon.HTTP_200)
+        if created:
+            resp.location = req.path
 
-    @documented(
-        auth="operator",
-        tags=["metadata"],
-        resp=Response(
-            "HTTP_204",
-            HTTP_401=ProblemOut,
-            HTTP_404=ProblemOut,
-            HTTP_422=ProblemOut,
-            HTTP_503=ProblemOut,
-        ),
-    )
+    @documented(auth="operator", tags=["metadata"], resp=Response("HTTP_204"))
     def on_delete_item(
-        self, req: falcon.Request, resp: falcon.Response, key: str
+        self, req: falcon.Request, resp: falcon.Response, key: Key
     ) -> None:
         """Delete one entry: 204, or 404 when absent."""
-        self._store.delete(_check_key(key))
+        self._store.delete(key)
         resp.status = falcon.HTTP_204
 
 
 def routes(context: Context) -> list[Route]:
     """/v1/metadata and /v1/metadata/{key}: operator data (the admin token when set)."""
-    metadata = Metadata(context.database.metadata, context.max_body)
+    metadata = Metadata(context.database.metadata)
     return [
         ("/v1/metadata", metadata, None),
         ("/v1/metadata/{key}", metadata, "item"),
