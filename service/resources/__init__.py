@@ -17,6 +17,7 @@ from types import ModuleType
 from pydantic import BaseModel
 
 from db import Database
+from service import schemas
 from service.auth import Authenticator
 from service.config import Settings
 from service.openapi import Route
@@ -43,10 +44,10 @@ def _modules() -> list[ModuleType]:
 
 
 def models() -> list[type[BaseModel]]:
-    """Every pydantic model the resource modules define."""
+    """Every pydantic model the resource modules and service.schemas define."""
     return [
         value
-        for module in _modules()
+        for module in [schemas, *_modules()]
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)

@@ -10,14 +10,13 @@ over and the operator's moderation, in ownership.py.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 
 import falcon
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import ConversationRecord, MemberRecord
+from db import MemberRecord
 from db.conversations import Conversations as ConversationStore
 from db.members import Members as MemberStore
 from db.records import ConversationPage
@@ -30,7 +29,15 @@ from service.params import read_query
 from service.problems import Problem
 from service.rendering import send, send_one
 from service.resources import ID, Context
-from service.schemas import CURSOR_PATTERN, Handle, ProblemOut
+from service.schemas import (
+    CURSOR_PATTERN,
+    ConversationOut,
+    ConversationSummaryOut,
+    Handle,
+    MemberIn,
+    MemberOut,
+    ProblemOut,
+)
 
 # One conversation's URI template; messages.py nests under it.
 CONVERSATION = f"/v1/conversations/{{conversation_id:{ID}}}"
@@ -50,58 +57,6 @@ class ConversationIn(BaseModel):
         "say which (no bulk probing of handles)",
         examples=[["bob"]],
     )
-
-
-class MemberIn(BaseModel):
-    """Body of POST /v1/conversations/{conversation_id}/members."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    handle: Handle = Field(description="An existing user's handle (404 if none)")
-
-
-class OwnerIn(BaseModel):
-    """Body of PUT /v1/conversations/{conversation_id}/owner."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    handle: Handle = Field(description="A member, who becomes the owner")
-
-
-class MemberOut(BaseModel):
-    """A member of a conversation."""
-
-    __record__: ClassVar[type] = MemberRecord
-
-    handle: str = Field(examples=["bob"])
-    display_name: str = Field(examples=["Bob"])
-    joined_at: datetime = Field(examples=["2026-11-29T03:40:02.000000Z"])
-
-
-class ConversationSummaryOut(BaseModel):
-    """A conversation in a listing."""
-
-    __record__: ClassVar[type] = ConversationRecord
-
-    id: int = Field(examples=[1])
-    title: str = Field(examples=["Plans"])
-    created_by: str = Field(description="The creator's handle", examples=["ann"])
-    owner: str | None = Field(
-        description="The owner's handle: adds and removes others; null once "
-        "nobody is left",
-        examples=["ann"],
-    )
-    created_at: datetime = Field(examples=["2026-11-29T03:40:02.000000Z"])
-    last_message_at: datetime = Field(
-        description="Latest message, or created_at",
-        examples=["2026-11-29T03:41:10.120311Z"],
-    )
-
-
-class ConversationOut(ConversationSummaryOut):
-    """A conversation with its members."""
-
-    members: list[MemberOut]
 
 
 class ConversationPageOut(BaseModel):

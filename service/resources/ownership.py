@@ -9,6 +9,7 @@ leaves). The rules live in db/members.py.
 from __future__ import annotations
 
 import falcon
+from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
 from db.members import Members as MemberStore
@@ -17,15 +18,17 @@ from service.bodies import read_json
 from service.openapi import Route, documented
 from service.rendering import send
 from service.resources import ID, Context
-from service.resources.conversations import (
-    CONVERSATION,
-    ConversationOut,
-    MemberIn,
-    MemberOut,
-    OwnerIn,
-    send_member,
-)
-from service.schemas import Handle, ProblemOut
+from service.resources.conversations import CONVERSATION, send_member
+from service.schemas import ConversationOut, Handle, MemberIn, MemberOut, ProblemOut
+
+
+class OwnerIn(BaseModel):
+    """Body of PUT /v1/conversations/{conversation_id}/owner."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    handle: Handle = Field(description="A member, who becomes the owner")
+
 
 MODERATED = f"/v1/admin/conversations/{{conversation_id:{ID}}}/members"
 
