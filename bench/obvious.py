@@ -1,7 +1,7 @@
 """Obvious Pony: the same routes written the way Pony's documentation shows.
 
 The yardstick for what the service's tuning buys. It uses the project's
-own entities (db.entities.define_entities) on the database the service's
+own entities (db.domain.entities.define_entities) on the database the service's
 migrations made, the service's PRAGMAs from an ``@db.on_connect`` hook
 registered before ``bind()``, and nothing else of db/ or service/:
 
@@ -36,7 +36,7 @@ import falcon
 from pony import orm
 
 from bench.serving import serve
-from db.entities import define_entities
+from db.domain.entities import define_entities
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

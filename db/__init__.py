@@ -1,19 +1,7 @@
 """Persistence: Pony ORM on SQLite (or PostgreSQL), versioned SQL migrations; no HTTP."""
 
 from db.database import Database, open_database
-from db.errors import (
-    BusyError,
-    ConflictError,
-    DatabaseError,
-    ForbiddenError,
-    MigrationError,
-    NotFoundError,
-    SchemaMismatchError,
-    StartupError,
-    StorageError,
-    StorageFullError,
-)
-from db.records import (
+from db.domain.records import (
     Caller,
     ConversationPage,
     ConversationRecord,
@@ -25,6 +13,18 @@ from db.records import (
     SchemaState,
     SearchHit,
     UserRecord,
+)
+from db.errors import (
+    BusyError,
+    ConflictError,
+    DatabaseError,
+    ForbiddenError,
+    MigrationError,
+    NotFoundError,
+    SchemaMismatchError,
+    StartupError,
+    StorageError,
+    StorageFullError,
 )
 
 __all__ = [

@@ -13,21 +13,21 @@ from pony import orm
 
 from db import migrate as migrations_module
 from db.connections import Connections
-from db.conversations import Conversations
-from db.crud import Crud
 from db.dialects import Engine, MigrateMode
 from db.dialects.sqlite_engine import SqliteEngine, check_schema
-from db.entities import define_entities
+from db.domain.conversations import Conversations
+from db.domain.crud import Crud
+from db.domain.entities import define_entities
+from db.domain.messages import Messages
+from db.domain.metadata import Metadata
+from db.domain.records import SchemaState
+from db.domain.search import Search
+from db.domain.token_uses import TokenUses
+from db.domain.users import Users
 from db.errors import SchemaMismatchError, StorageError
-from db.messages import Messages
-from db.metadata import Metadata
 from db.migrate import Migration
-from db.records import SchemaState
-from db.search import Search
 from db.session import WriteGate, begin_write, writing
 from db.target import DatabaseTarget, PostgresTarget
-from db.token_uses import TokenUses
-from db.users import Users
 
 log = logging.getLogger(__name__)
 

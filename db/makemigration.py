@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db import migrate as migrate_module
-from db.entities import define_entities
+from db.domain.entities import define_entities
 from db.errors import MigrationError
 from db.migrations.files import next_stem
 from db.migrations.scratch import ServerScratch

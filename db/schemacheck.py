@@ -15,7 +15,7 @@ from pathlib import Path
 from pony import orm
 
 from db.dialects import postgres_schema, sqlite, sqlite_schema
-from db.entities import define_entities
+from db.domain.entities import define_entities
 from db.migrations import pg_lock, sqltext
 from db.migrations.backend import TRACKING_TABLES
 from db.migrations.files import Migration

@@ -30,8 +30,8 @@ import falcon
 from pydantic import SecretStr
 
 from db import Caller
-from db.token_uses import TokenUses
-from db.users import Users
+from db.domain.token_uses import TokenUses
+from db.domain.users import Users
 from service.openapi import Requirement
 from service.problems import Problem
 

@@ -283,7 +283,7 @@ def test_schema_check_on_both_engines(engine: Engine) -> None:
     """schema_problems: the shipped files match the entities; a hand-made change is named."""
     from pony import orm
 
-    from db.entities import define_entities
+    from db.domain.entities import define_entities
     from db.schemacheck import schema_problems
 
     engine.migrate(engine.folder())

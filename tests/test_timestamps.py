@@ -11,7 +11,7 @@ from pony.orm import db_session
 
 from db import Database
 from db.dialects.sqlite import from_stored, to_stored
-from db.timestamps import aware
+from db.domain.timestamps import aware
 from service.params import utc_iso
 
 PLUS_TWO = timezone(timedelta(hours=2))

@@ -75,7 +75,7 @@ def test_the_walkthrough_adds_tags_in_five_files(tmp_path: Path) -> None:
     page = (REPO / "docs" / "endpoint.md").read_text()
     touched = apply(page, project)
     assert touched == [
-        "db/entities.py",
+        "db/domain/entities.py",
         "service/resources/tags.py",
         "tests/test_tags.py",
     ]

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from db.domain.records import AppliedMigration
 from db.migrations import sqltext
 from db.migrations.files import Migration
 from db.migrations.sqltext import Dialect
-from db.records import AppliedMigration
 from db.schema.model import FullSchema
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from db.domain.records import AppliedMigration
 from db.errors import MigrationError
 from db.migrations.backend import Record, backend_for
 from db.migrations.files import Migration
 from db.migrations.runner import DEFAULT_LOCK_TIMEOUT, migrate
 from db.migrations.scratch import scratch_like
 from db.migrations.sqltext import Dialect
-from db.records import AppliedMigration
 from db.schema.model import FullSchema
 from db.schema.same import differences
 from db.target import DatabaseTarget, SqliteTarget

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from db.domain.records import AppliedMigration, SchemaState
 from db.errors import MigrationError
 from db.migrations.files import Migration, stem_of
-from db.records import AppliedMigration, SchemaState
 
 log = logging.getLogger("db.migrate")
 

@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from db.domain.records import AppliedMigration
 from db.migrations.backend import HISTORY_TABLE, LOG_TABLE, shorten
 from db.migrations.files import Migration
-from db.records import AppliedMigration
 
 TRACKING_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (

@@ -12,11 +12,11 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from db.domain.records import SchemaState
 from db.errors import MigrationError
 from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
 from db.migrations.history import check_history, empty_message, untracked_error
-from db.records import SchemaState
 from db.target import DatabaseTarget
 
 

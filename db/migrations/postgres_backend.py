@@ -21,6 +21,7 @@ from typing import Any
 import psycopg2
 
 from db.dialects import postgres_schema
+from db.domain.records import AppliedMigration
 from db.errors import MigrationError
 from db.migrations import pg_lock
 from db.migrations.backend import (
@@ -42,7 +43,6 @@ from db.migrations.pg_tracking import (
     transaction,
 )
 from db.migrations.sqltext import Dialect
-from db.records import AppliedMigration
 from db.schema.model import FullSchema
 from db.target import PostgresTarget
 

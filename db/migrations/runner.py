@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from db.domain.records import SchemaState
 from db.errors import MigrationError
 from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
@@ -25,7 +26,6 @@ from db.migrations.history import (
     state,
     untracked_error,
 )
-from db.records import SchemaState
 from db.target import DatabaseTarget
 
 log = logging.getLogger("db.migrate")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from db.dialects import sqlite, sqlite_schema
+from db.domain.records import AppliedMigration
 from db.errors import MigrationError
 from db.migrations.backend import (
     HISTORY_TABLE,
@@ -28,7 +29,6 @@ from db.migrations.backend import (
 )
 from db.migrations.files import Migration
 from db.migrations.sqltext import Dialect
-from db.records import AppliedMigration
 from db.schema.model import FullSchema
 
 _TRACKING_DDL = (

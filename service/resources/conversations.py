@@ -14,8 +14,8 @@ import falcon
 from spectree import Response
 
 from db import ConversationRecord, MemberRecord
-from db.conversations import Conversations as ConversationStore
-from db.users import Users as UserStore
+from db.domain.conversations import Conversations as ConversationStore
+from db.domain.users import Users as UserStore
 from service.auth import caller
 from service.bodies import read_json
 from service.openapi import Route, documented

@@ -14,9 +14,9 @@ from spectree import Response
 
 from db import MessageRecord
 from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
-from db.messages import Messages as MessageStore
-from db.search import MAX_SEARCH_TERMS, TooManyTermsError
-from db.search import Search as SearchStore
+from db.domain.messages import Messages as MessageStore
+from db.domain.search import MAX_SEARCH_TERMS, TooManyTermsError
+from db.domain.search import Search as SearchStore
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
 from service.openapi import Route, documented

@@ -6,7 +6,7 @@ import falcon
 from spectree import Response
 
 from db import MetadataRecord
-from db.metadata import Metadata as MetadataStore
+from db.domain.metadata import Metadata as MetadataStore
 from service.bodies import check_utf8_size, read_json
 from service.fields import is_key
 from service.openapi import Route, documented

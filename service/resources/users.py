@@ -8,7 +8,7 @@ import falcon
 from spectree import Response
 
 from db import UserRecord
-from db.users import Users as UserStore
+from db.domain.users import Users as UserStore
 from service.auth import caller, new_token, token_hash
 from service.bodies import read_json
 from service.openapi import Route, documented

@@ -7,9 +7,9 @@ from typing import Any
 
 from pony import orm
 
+from db.domain.records import Caller, UserRecord
+from db.domain.timestamps import aware, now
 from db.errors import ConflictError, NotFoundError
-from db.records import Caller, UserRecord
-from db.timestamps import aware, now
 
 
 def user_record(user: Any) -> UserRecord:

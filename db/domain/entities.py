@@ -7,7 +7,7 @@ from typing import Any
 
 from pony import orm
 
-from db.timestamps import now  # noqa: F401 - a default for new entities' timestamps
+from db.domain.timestamps import now  # noqa: F401 - a default for new entities' timestamps
 
 # ON DELETE rules, deliberately (Pony derives them from the reverse Set:
 # cascade_delete=True -> CASCADE, False -> none, i.e. SQLite's NO ACTION,

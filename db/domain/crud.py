@@ -16,8 +16,8 @@ from typing import Any
 
 from pony import orm
 
+from db.domain.timestamps import aware
 from db.errors import ConflictError, NotFoundError
-from db.timestamps import aware
 
 Row = dict[str, Any]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from pony import orm
 
+from db.domain.records import Caller
 from db.errors import DatabaseError
-from db.records import Caller
 
 log = logging.getLogger(__name__)
 

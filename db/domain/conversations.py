@@ -15,14 +15,14 @@ from typing import Any
 from pony import orm
 
 from db.dialects.sqlite import to_stored
-from db.errors import NotFoundError
-from db.records import (
+from db.domain.records import (
     ConversationPage,
     ConversationRecord,
     MemberRecord,
     UserRecord,
 )
-from db.timestamps import aware, now
+from db.domain.timestamps import aware, now
+from db.errors import NotFoundError
 
 # A conversation cursor holds an id, which must fit SQL's 64-bit integer.
 MAX_ID = 2**63 - 1

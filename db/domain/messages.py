@@ -6,11 +6,11 @@ from typing import Any
 
 from pony import orm
 
-from db.conversations import MAX_ID, Conversations
 from db.dialects import Dialect
+from db.domain.conversations import MAX_ID, Conversations
+from db.domain.records import MessagePage, MessageRecord, UserRecord
+from db.domain.timestamps import aware, now
 from db.errors import ForbiddenError, NotFoundError
-from db.records import MessagePage, MessageRecord, UserRecord
-from db.timestamps import aware, now
 
 
 class Messages:

@@ -7,9 +7,9 @@ from typing import Any
 from pony import orm
 
 from db.dialects import Dialect
+from db.domain.records import MetadataPage, MetadataRecord
+from db.domain.timestamps import aware, now
 from db.errors import NotFoundError
-from db.records import MetadataPage, MetadataRecord
-from db.timestamps import aware, now
 
 
 def _record(row: Any) -> MetadataRecord:

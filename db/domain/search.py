@@ -13,8 +13,8 @@ import re
 from pony import orm
 
 from db.dialects import Dialect
-from db.records import SearchHit
-from db.timestamps import aware
+from db.domain.records import SearchHit
+from db.domain.timestamps import aware
 
 MAX_SEARCH_TERMS = 16
 
