@@ -44,7 +44,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 def pragmas() -> tuple[str, ...]:
     """The service's connection PRAGMAs (db/dialects/sqlite.py)."""
     try:
-        from db.dialects.sqlite import connection_pragmas
+        from db.engines.sqlite.connection import connection_pragmas
     except ImportError:  # moved by a rewrite: the same list, kept in bench
         from bench.baseline_schema import PRAGMAS
 

@@ -13,8 +13,6 @@ from pony import orm
 
 from db import migrate as migrations_module
 from db.connections import Connections
-from db.dialects import Engine, MigrateMode
-from db.dialects.sqlite_engine import SqliteEngine, check_schema
 from db.domain.conversations import Conversations
 from db.domain.crud import Crud
 from db.domain.entities import define_entities
@@ -24,6 +22,8 @@ from db.domain.records import SchemaState
 from db.domain.search import Search
 from db.domain.token_uses import TokenUses
 from db.domain.users import Users
+from db.engines.base.engine import Engine, MigrateMode
+from db.engines.sqlite.engine import SqliteEngine, check_schema
 from db.errors import SchemaMismatchError, StorageError
 from db.migrate import Migration
 from db.session import WriteGate, begin_write, writing
@@ -157,7 +157,7 @@ def engine_for(
     """The engine for a target: an SQLite file or a PostgreSQL database."""
     if isinstance(target, PostgresTarget):
         # Imported here: psycopg2 is loaded only when PostgreSQL is in use.
-        from db.dialects.postgres_engine import PostgresEngine
+        from db.engines.postgres.engine import PostgresEngine
 
         return PostgresEngine(target, threads=threads, lock_timeout=lock_timeout)
     return SqliteEngine(target.path, synchronous)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from pony import orm
 
-from db.dialects import sqlite
+from db.engines.sqlite import connection as sqlite
 from db.errors import BusyError, ConflictError, DatabaseError, StorageError
 
 # db_session objects hold configuration only (their state is thread-local),
@@ -179,7 +179,9 @@ def translate(ex: BaseException) -> BaseException:
     if isinstance(original, sqlite.ERROR):
         kind = sqlite.classify(original)
     elif original is not None:
-        from db.dialects import postgres  # psycopg2 only when it is in play
+        from db.engines.postgres import (
+            operations as postgres,  # psycopg2 only when it is in play
+        )
 
         kind = postgres.classify(original)
     if kind is None and isinstance(

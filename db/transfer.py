@@ -21,8 +21,9 @@ from typing import Any
 import psycopg2
 from psycopg2 import extras, sql
 
-from db.dialects import sqlite, sqlite_schema
-from db.dialects.postgres import connect_arguments
+from db.engines.postgres.operations import connect_arguments
+from db.engines.sqlite import connection as sqlite
+from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import DatabaseError
 from db.migrations.backend import TRACKING_TABLES
 from db.target import PostgresTarget

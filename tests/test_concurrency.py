@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 
 from db import Database
-from db.dialects.postgres import key_number
+from db.engines.postgres.operations import key_number
 from db.target import DatabaseTarget, PostgresTarget
 from service.app import create_app, open_for
 from service.server import Server

@@ -19,10 +19,10 @@ from pony import orm
 
 from db import MigrationError
 from db.database import check_schema
+from db.engines.postgres.scratch import scratch_like
 from db.makemigration import plan_migration, render, write_migration
 from db.migrate import discover, migrate
 from db.migrations import lint
-from db.migrations.scratch import scratch_like
 from db.target import SqliteTarget
 from tests.helpers import (
     LATEST,

@@ -18,9 +18,9 @@ import pytest
 from pony import orm
 
 from db import MigrationError
+from db.engines.postgres.scratch import ServerScratch
 from db.makemigration import plan_both, write_both
 from db.migrate import discover, migrate
-from db.migrations.scratch import ServerScratch
 from db.schemacheck import schema_problems
 from db.target import PostgresTarget
 from tests.pg import PostgresServer

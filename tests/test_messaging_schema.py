@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from db.dialects import sqlite as seam
-from db.dialects import sqlite_schema
+from db.engines.sqlite import connection as seam
+from db.engines.sqlite import introspection as sqlite_schema
 from db.target import DatabaseTarget
 from tests.engines import execute, rows
 

@@ -16,7 +16,7 @@ import pytest
 
 from db import MigrationError
 from db import migrate as m
-from db.migrations import pg_lock
+from db.engines.postgres import locks as pg_lock
 from db.target import PostgresTarget
 from tests.helpers import LATEST, REPO, SHIPPED, copy_migrations
 
@@ -274,7 +274,7 @@ def test_open_database_on_postgres_runs_its_halves_and_checks_the_schema(
 ) -> None:
     """Start-up on PostgreSQL applies the .postgres.sql halves and its schema check passes."""
     from db import open_database
-    from db.dialects.postgres_engine import PostgresEngine
+    from db.engines.postgres.engine import PostgresEngine
 
     folder = copy_migrations(tmp_path / "mig")
     database = open_database(

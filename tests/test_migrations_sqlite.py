@@ -13,8 +13,8 @@ import pytest
 
 from db import MigrationError, open_database
 from db import migrate as m
-from db.dialects import sqlite as seam
-from db.dialects import sqlite_schema
+from db.engines.sqlite import connection as seam
+from db.engines.sqlite import introspection as sqlite_schema
 from tests.helpers import (
     LATEST,
     MIGRATIONS,

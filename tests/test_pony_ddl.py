@@ -8,7 +8,7 @@ from typing import Any
 
 from pony import orm
 
-from db.schema.expected import entity_ddl_sqlite
+from db.engines.sqlite.snapshot import entity_ddl_sqlite
 from db.schema.pony_ddl import ColumnDefault
 
 

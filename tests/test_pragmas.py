@@ -15,7 +15,7 @@ import pytest
 from pony.orm import db_session
 
 from db import Database
-from db.dialects import sqlite as seam
+from db.engines.sqlite import connection as seam
 
 pytestmark = pytest.mark.engines("sqlite")
 

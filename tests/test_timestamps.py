@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from pony.orm import db_session
 
 from db import Database
-from db.dialects.sqlite import from_stored, to_stored
 from db.domain.timestamps import aware
+from db.engines.sqlite.connection import from_stored, to_stored
 from service.params import utc_iso
 
 PLUS_TWO = timezone(timedelta(hours=2))

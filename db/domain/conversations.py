@@ -14,7 +14,6 @@ from typing import Any
 
 from pony import orm
 
-from db.dialects.sqlite import to_stored
 from db.domain.records import (
     ConversationPage,
     ConversationRecord,
@@ -22,6 +21,7 @@ from db.domain.records import (
     UserRecord,
 )
 from db.domain.timestamps import aware, now
+from db.engines.sqlite.connection import to_stored
 from db.errors import NotFoundError
 
 # A conversation cursor holds an id, which must fit SQL's 64-bit integer.

@@ -6,10 +6,10 @@ from typing import Any
 
 from pony import orm
 
-from db.dialects import Dialect
 from db.domain.conversations import MAX_ID, Conversations
 from db.domain.records import MessagePage, MessageRecord, UserRecord
 from db.domain.timestamps import aware, now
+from db.engines.base.engine import Dialect
 from db.errors import ForbiddenError, NotFoundError
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from pony import orm
 
-from db.dialects import Dialect
 from db.domain.records import MetadataPage, MetadataRecord
 from db.domain.timestamps import aware, now
+from db.engines.base.engine import Dialect
 from db.errors import NotFoundError
 
 

@@ -12,9 +12,9 @@ import re
 
 from pony import orm
 
-from db.dialects import Dialect
 from db.domain.records import SearchHit
 from db.domain.timestamps import aware
+from db.engines.base.engine import Dialect
 
 MAX_SEARCH_TERMS = 16
 

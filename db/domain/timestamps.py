@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from db.dialects.sqlite import from_stored
+from db.engines.sqlite.connection import from_stored
 
 
 def now() -> datetime:

@@ -123,10 +123,10 @@ def backend_for(target: DatabaseTarget | Path, synchronous: str = "NORMAL") -> B
     if isinstance(target, Path):
         target = SqliteTarget(target)
     if isinstance(target, PostgresTarget):
-        from db.migrations.postgres_backend import PostgresBackend
+        from db.engines.postgres.migration_backend import PostgresBackend
 
         return PostgresBackend(target)
-    from db.migrations.sqlite_backend import SqliteBackend
+    from db.engines.sqlite.migration_backend import SqliteBackend
 
     return SqliteBackend(target.path, synchronous)
 

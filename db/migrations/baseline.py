@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from db.domain.records import AppliedMigration
+from db.engines.postgres.scratch import scratch_like
 from db.errors import MigrationError
 from db.migrations.backend import Record, backend_for
 from db.migrations.files import Migration
 from db.migrations.runner import DEFAULT_LOCK_TIMEOUT, migrate
-from db.migrations.scratch import scratch_like
 from db.migrations.sqltext import Dialect
 from db.schema.model import FullSchema
 from db.schema.same import differences

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from db.dialects import sqlite_schema
+from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
 from db.migrations import sqltext
 from db.migrations.headers import Header

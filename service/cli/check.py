@@ -16,10 +16,11 @@ from pathlib import Path
 
 from db import makemigration, schemacheck
 from db import migrate as migrations
+from db.engines.postgres import server as pg_server
+from db.engines.postgres.scratch import ServerScratch, scratch_like
 from db.errors import MigrationError
-from db.migrations import history, lint, pg_server
+from db.migrations import history, lint
 from db.migrations.files import DIALECTS, Migration, catalog, discover
-from db.migrations.scratch import ServerScratch, scratch_like
 from db.migrations.sqltext import Dialect
 from db.target import DatabaseTarget, SqliteTarget
 from service.cli.common import EXIT_FAILED, EXIT_OK

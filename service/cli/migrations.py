@@ -7,7 +7,8 @@ from pathlib import Path
 
 from db import makemigration
 from db import migrate as migrations
-from db.migrations import baseline, history, pg_server, plan
+from db.engines.postgres import server as pg_server
+from db.migrations import baseline, history, plan
 from db.migrations.files import next_stem
 from db.target import SqliteTarget
 from service.cli.common import (

@@ -13,10 +13,10 @@ import falcon
 from spectree import Response
 
 from db import MessageRecord
-from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
 from db.domain.messages import Messages as MessageStore
 from db.domain.search import MAX_SEARCH_TERMS, TooManyTermsError
 from db.domain.search import Search as SearchStore
+from db.engines.base.engine import SNIPPET_CLOSE, SNIPPET_OPEN
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
 from service.openapi import Route, documented

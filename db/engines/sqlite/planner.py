@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from db.dialects import sqlite_schema
+from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite.rebuild import rebuild, views_and_triggers
 from db.migrations.sqltext import quote_identifier as q
 from db.schema.diff import (
     Change,
@@ -25,7 +26,6 @@ from db.schema.diff import (
     unique_sets,
 )
 from db.schema.model import Column, Table
-from db.schema.sqlite_rebuild import rebuild, views_and_triggers
 
 
 def _add_blocker(

@@ -17,7 +17,7 @@ from typing import Any
 
 from pony import orm
 
-from db.dialects import sqlite_schema
+from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
 from db.migrations.backend import TRACKING_TABLES
 from db.migrations.sqltext import sql_string

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import psycopg2
 from psycopg2 import sql
 
+from db.engines.postgres import locks as pg_lock
 from db.errors import MigrationError
-from db.migrations import pg_lock
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from db.engines.postgres.planner_keys import constraints, fk_statement, indexes
 from db.migrations.sqltext import quote_identifier as q
 from db.schema.diff import (
     PLACEHOLDER,
@@ -25,7 +26,6 @@ from db.schema.diff import (
     norm,
     rename_hint,
 )
-from db.schema.diff_postgres_keys import constraints, fk_statement, indexes
 from db.schema.model import Column, Table
 
 # Where the type ends in one of Pony's column definitions.

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from psycopg2 import extensions
 
-from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
+from db.engines.base.engine import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
 from db.errors import (
     BusyError,
     ConflictError,

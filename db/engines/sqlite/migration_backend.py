@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from db.dialects import sqlite, sqlite_schema
 from db.domain.records import AppliedMigration
+from db.engines.sqlite import connection as sqlite
+from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
 from db.migrations.backend import (
     HISTORY_TABLE,

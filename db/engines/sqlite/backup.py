@@ -17,7 +17,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from db.dialects.sqlite import BUSY_TIMEOUT_MS, COMPANION_SUFFIXES
+from db.engines.sqlite.connection import BUSY_TIMEOUT_MS, COMPANION_SUFFIXES
 from db.errors import DatabaseError
 
 # SQLite's journals of the temporary copy, removed with it on failure.

@@ -20,10 +20,19 @@ from typing import Any
 
 import psycopg2
 
-from db.dialects import postgres_schema
 from db.domain.records import AppliedMigration
+from db.engines.postgres import introspection as postgres_schema
+from db.engines.postgres import locks as pg_lock
+from db.engines.postgres.outside import apply_outside
+from db.engines.postgres.tracking import (
+    INSERT,
+    TRACKING_DDL,
+    failure,
+    has_history,
+    read_history,
+    transaction,
+)
 from db.errors import MigrationError
-from db.migrations import pg_lock
 from db.migrations.backend import (
     HISTORY_TABLE,
     LOG_TABLE,
@@ -33,15 +42,6 @@ from db.migrations.backend import (
     statements_shown,
 )
 from db.migrations.files import Migration
-from db.migrations.pg_outside import apply_outside
-from db.migrations.pg_tracking import (
-    INSERT,
-    TRACKING_DDL,
-    failure,
-    has_history,
-    read_history,
-    transaction,
-)
 from db.migrations.sqltext import Dialect
 from db.schema.model import FullSchema
 from db.target import PostgresTarget

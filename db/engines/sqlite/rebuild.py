@@ -12,7 +12,7 @@ recreated after.
 
 from __future__ import annotations
 
-from db.dialects import sqlite_schema
+from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
 from db.migrations import sqltext
 from db.migrations.sqltext import quote_identifier as q

@@ -20,8 +20,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from db.engines.postgres.scratch import ServerScratch
 from db.errors import MigrationError
-from db.migrations.scratch import ServerScratch
 from db.target import DatabaseTarget, PostgresTarget
 
 SERVER_USER = "postgres"

@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg2
 
+from db.engines.postgres.tracking import INSERT, failure, transaction
 from db.errors import MigrationError
 from db.migrations.files import Migration
-from db.migrations.pg_tracking import INSERT, failure, transaction
 from db.migrations.statements import concurrent_index
 
 log = logging.getLogger("db.migrate")

@@ -10,15 +10,15 @@ from pony import orm
 
 from db import migrate as migrations_module
 from db import schemacheck
-from db.dialects import (
+from db.engines.base.engine import (
     SNIPPET_CLOSE,
     SNIPPET_OPEN,
     SNIPPET_WORDS,
     MigrateMode,
     Row,
-    sqlite,
-    sqlite_schema,
 )
+from db.engines.sqlite import connection as sqlite
+from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import SchemaMismatchError, StartupError, StorageError
 from db.migrate import Migration
 from db.schema.pony_ddl import create_script

@@ -9,8 +9,12 @@ from pony import orm
 
 from db import migrate as migrations_module
 from db import schemacheck
-from db.dialects import MigrateMode
-from db.dialects.postgres import PostgresDialect, check_capacity, connect_arguments
+from db.engines.base.engine import MigrateMode
+from db.engines.postgres.operations import (
+    PostgresDialect,
+    check_capacity,
+    connect_arguments,
+)
 from db.errors import SchemaMismatchError, StartupError
 from db.migrate import Migration
 from db.session import OpenGate, WriteGate

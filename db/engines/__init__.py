@@ -1,0 +1,1 @@
+"""Database engines: one package per engine, one interface above them (base)."""
