@@ -20,9 +20,9 @@ from pony import orm
 from db import MigrationError
 from db.database import check_schema
 from db.engines.postgres.scratch import scratch_like
-from db.makemigration import plan_migration, render, write_migration
 from db.migrate import discover, migrate
 from db.migrations import lint
+from db.schema.makemigration import plan_migration, render, write_migration
 from db.target import SqliteTarget
 from tests.helpers import (
     LATEST,

@@ -19,9 +19,9 @@ from pony import orm
 
 from db import MigrationError
 from db.engines.postgres.scratch import ServerScratch
-from db.makemigration import plan_both, write_both
 from db.migrate import discover, migrate
-from db.schemacheck import schema_problems
+from db.schema.check import schema_problems
+from db.schema.makemigration import plan_both, write_both
 from db.target import PostgresTarget
 from tests.pg import PostgresServer
 from tests.test_makemigration import CASES, ROWS, Case, Define, entities

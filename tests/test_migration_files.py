@@ -8,7 +8,7 @@ import pytest
 
 from db import MigrationError
 from db import migrate as m
-from db.migrations import sqltext
+from db.engines.base import sql as sqltext
 from db.migrations.files import catalog
 from tests.helpers import LATEST, copy_migrations
 

@@ -284,7 +284,7 @@ def test_schema_check_on_both_engines(engine: Engine) -> None:
     from pony import orm
 
     from db.domain.entities import define_entities
-    from db.schemacheck import schema_problems
+    from db.schema.check import schema_problems
 
     engine.migrate(engine.folder())
 

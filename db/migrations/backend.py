@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Protocol
 
 from db.domain.records import AppliedMigration
-from db.migrations import sqltext
+from db.engines.base import sql as sqltext
+from db.engines.base.schema import FullSchema
+from db.engines.base.sql import Dialect
 from db.migrations.files import Migration
-from db.migrations.sqltext import Dialect
-from db.schema.model import FullSchema
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
 HISTORY_TABLE = "schema_migrations"

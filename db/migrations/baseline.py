@@ -13,14 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from db.domain.records import AppliedMigration
+from db.engines.base.schema import FullSchema
+from db.engines.base.sql import Dialect
 from db.engines.postgres.scratch import scratch_like
 from db.errors import MigrationError
 from db.migrations.backend import Record, backend_for
 from db.migrations.files import Migration
 from db.migrations.runner import DEFAULT_LOCK_TIMEOUT, migrate
-from db.migrations.sqltext import Dialect
-from db.schema.model import FullSchema
-from db.schema.same import differences
+from db.migrations.same import differences
 from db.target import DatabaseTarget, SqliteTarget
 
 SHOWN = 12  # differences listed in the error; the count says how many more

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from db.engines.base.sql import Dialect
 from db.errors import MigrationError
 from db.migrations import rules
 from db.migrations.headers import Header, parse_header
-from db.migrations.sqltext import Dialect
 
 DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgres")
 FILE_PATTERN = re.compile(

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from db.engines.base.schema import Column, Schema, Table
 from db.migrations.backend import backend_for
 from db.migrations.files import Migration
 from db.migrations.runner import migrate
 from db.migrations.statements import Effects, effects_of, is_plain_copy
-from db.schema.model import Column, Schema, Table
 from db.target import DatabaseTarget
 
 

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from db.engines.base import sql as sqltext
+from db.engines.base.sql import Dialect
 from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
-from db.migrations import sqltext
 from db.migrations.headers import Header
-from db.migrations.sqltext import Dialect
 
 
 class Rules(Protocol):

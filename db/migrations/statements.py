@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from db.migrations import sqltext
-from db.migrations.sqltext import Dialect, Token
+from db.engines.base import sql as sqltext
+from db.engines.base.sql import Dialect, Token
 
 
 @dataclass

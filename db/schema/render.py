@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import textwrap
 
-from db.schema.diff import Plan
+from db.engines.base.plan import Plan
 
 DESTRUCTIVE_HEADER = "-- migrate: destructive"
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from db import makemigration, schemacheck
 from db import migrate as migrations
+from db.engines.base.sql import Dialect
 from db.engines.postgres import server as pg_server
 from db.engines.postgres.scratch import ServerScratch, scratch_like
 from db.errors import MigrationError
 from db.migrations import history, lint
 from db.migrations.files import DIALECTS, Migration, catalog, discover
-from db.migrations.sqltext import Dialect
+from db.schema import check as schemacheck
+from db.schema import makemigration
 from db.target import DatabaseTarget, SqliteTarget
 from service.cli.common import EXIT_FAILED, EXIT_OK
 from service.config import Settings

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from db import makemigration
 from db import migrate as migrations
 from db.engines.postgres import server as pg_server
 from db.migrations import baseline, history, plan
 from db.migrations.files import next_stem
+from db.schema import makemigration
 from db.target import SqliteTarget
 from service.cli.common import (
     EXIT_CONFIG,

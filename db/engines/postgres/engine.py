@@ -8,7 +8,6 @@ from typing import Any
 from pony import orm
 
 from db import migrate as migrations_module
-from db import schemacheck
 from db.engines.base.engine import MigrateMode
 from db.engines.postgres.operations import (
     PostgresDialect,
@@ -17,6 +16,7 @@ from db.engines.postgres.operations import (
 )
 from db.errors import SchemaMismatchError, StartupError
 from db.migrate import Migration
+from db.schema import check as schemacheck
 from db.session import OpenGate, WriteGate
 from db.target import PostgresTarget
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from db.schema.model import Column, ForeignKey, FullSchema, Index, SchemaObject, Table
+from db.engines.base.schema import (
+    Column,
+    ForeignKey,
+    FullSchema,
+    Index,
+    SchemaObject,
+    Table,
+)
 
 _ON_DELETE = {
     "a": "NO ACTION",

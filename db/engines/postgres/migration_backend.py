@@ -21,6 +21,8 @@ from typing import Any
 import psycopg2
 
 from db.domain.records import AppliedMigration
+from db.engines.base.schema import FullSchema
+from db.engines.base.sql import Dialect
 from db.engines.postgres import introspection as postgres_schema
 from db.engines.postgres import locks as pg_lock
 from db.engines.postgres.outside import apply_outside
@@ -42,8 +44,6 @@ from db.migrations.backend import (
     statements_shown,
 )
 from db.migrations.files import Migration
-from db.migrations.sqltext import Dialect
-from db.schema.model import FullSchema
 from db.target import PostgresTarget
 
 log = logging.getLogger("db.migrate")

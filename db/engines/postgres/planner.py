@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from db.engines.postgres.planner_keys import constraints, fk_statement, indexes
-from db.migrations.sqltext import quote_identifier as q
-from db.schema.diff import (
+from db.engines.base.plan import (
     PLACEHOLDER,
     Change,
     Plan,
@@ -26,7 +24,9 @@ from db.schema.diff import (
     norm,
     rename_hint,
 )
-from db.schema.model import Column, Table
+from db.engines.base.schema import Column, Table
+from db.engines.base.sql import quote_identifier as q
+from db.engines.postgres.planner_keys import constraints, fk_statement, indexes
 
 # Where the type ends in one of Pony's column definitions.
 _CONSTRAINT = re.compile(

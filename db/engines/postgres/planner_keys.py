@@ -6,9 +6,15 @@ new foreign keys and indexes use Pony's own statements.
 
 from __future__ import annotations
 
-from db.migrations.sqltext import quote_identifier as q
-from db.schema.diff import Change, Snapshot, columns_text, foreign_keys, unique_sets
-from db.schema.model import Table
+from db.engines.base.plan import (
+    Change,
+    Snapshot,
+    columns_text,
+    foreign_keys,
+    unique_sets,
+)
+from db.engines.base.schema import Table
+from db.engines.base.sql import quote_identifier as q
 
 
 def fk_statement(new: Snapshot, key: str, column: str) -> str | None:

@@ -15,15 +15,15 @@ from typing import Any
 
 from pony import orm
 
+from db.engines.base import sql as sqltext
+from db.engines.base.plan import Snapshot
+from db.engines.base.schema import SchemaObject
+from db.engines.base.sql import sql_string
 from db.engines.postgres import introspection as postgres_schema
 from db.engines.postgres import locks as pg_lock
 from db.engines.sqlite.snapshot import fills
 from db.errors import MigrationError
-from db.migrations import sqltext
 from db.migrations.backend import TRACKING_TABLES
-from db.migrations.sqltext import sql_string
-from db.schema.diff import Snapshot
-from db.schema.model import SchemaObject
 from db.schema.pony_ddl import DefineEntities, EntityDDL, entity_ddl
 from db.target import PostgresTarget
 

@@ -9,7 +9,6 @@ from typing import Any, Literal
 from pony import orm
 
 from db import migrate as migrations_module
-from db import schemacheck
 from db.engines.base.engine import (
     SNIPPET_CLOSE,
     SNIPPET_OPEN,
@@ -21,6 +20,7 @@ from db.engines.sqlite import connection as sqlite
 from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import SchemaMismatchError, StartupError, StorageError
 from db.migrate import Migration
+from db.schema import check as schemacheck
 from db.schema.pony_ddl import create_script
 from db.session import SerialGate, WriteGate
 

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 # The model the introspection fills, importable from here as before.
-from db.schema.model import Column as Column
-from db.schema.model import ForeignKey as ForeignKey
-from db.schema.model import FullSchema
-from db.schema.model import Index as Index
-from db.schema.model import SchemaObject as SchemaObject
-from db.schema.model import Table as Table
+from db.engines.base.schema import Column as Column
+from db.engines.base.schema import ForeignKey as ForeignKey
+from db.engines.base.schema import FullSchema
+from db.engines.base.schema import Index as Index
+from db.engines.base.schema import SchemaObject as SchemaObject
+from db.engines.base.schema import Table as Table
 
 
 def split_statements(sql: str) -> list[str]:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from db.domain.records import AppliedMigration
+from db.engines.base.schema import FullSchema
+from db.engines.base.sql import Dialect
 from db.engines.sqlite import connection as sqlite
 from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
@@ -29,8 +31,6 @@ from db.migrations.backend import (
     statements_shown,
 )
 from db.migrations.files import Migration
-from db.migrations.sqltext import Dialect
-from db.schema.model import FullSchema
 
 _TRACKING_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from db.engines.sqlite import introspection as sqlite_schema
-from db.engines.sqlite.rebuild import rebuild, views_and_triggers
-from db.migrations.sqltext import quote_identifier as q
-from db.schema.diff import (
+from db.engines.base.plan import (
     Change,
     Plan,
     Snapshot,
@@ -25,7 +22,10 @@ from db.schema.diff import (
     rename_hint,
     unique_sets,
 )
-from db.schema.model import Column, Table
+from db.engines.base.schema import Column, Table
+from db.engines.base.sql import quote_identifier as q
+from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite.rebuild import rebuild, views_and_triggers
 
 
 def _add_blocker(

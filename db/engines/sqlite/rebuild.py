@@ -12,13 +12,13 @@ recreated after.
 
 from __future__ import annotations
 
+from db.engines.base import sql as sqltext
+from db.engines.base.plan import PLACEHOLDER, Change, Snapshot, becomes_not_null
+from db.engines.base.schema import SchemaObject
+from db.engines.base.sql import quote_identifier as q
+from db.engines.base.sql import sql_string
 from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
-from db.migrations import sqltext
-from db.migrations.sqltext import quote_identifier as q
-from db.migrations.sqltext import sql_string
-from db.schema.diff import PLACEHOLDER, Change, Snapshot, becomes_not_null
-from db.schema.model import SchemaObject
 
 
 def _copy_sequence(old_name: str, new_name: str) -> tuple[str, ...]:

@@ -17,11 +17,11 @@ from typing import Any
 
 from pony import orm
 
+from db.engines.base.plan import Snapshot
+from db.engines.base.sql import sql_string
 from db.engines.sqlite import introspection as sqlite_schema
 from db.errors import MigrationError
 from db.migrations.backend import TRACKING_TABLES
-from db.migrations.sqltext import sql_string
-from db.schema.diff import Snapshot
 from db.schema.pony_ddl import DefineEntities, EntityDDL, entity_ddl
 
 

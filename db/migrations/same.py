@@ -10,10 +10,10 @@ whitespace, quoting and letter case normalised.
 
 from __future__ import annotations
 
-from db.migrations import sqltext
-from db.migrations.sqltext import Dialect
-from db.schema.diff import norm
-from db.schema.model import FullSchema, Index, Table
+from db.engines.base import sql as sqltext
+from db.engines.base.plan import norm
+from db.engines.base.schema import FullSchema, Index, Table
+from db.engines.base.sql import Dialect
 
 
 def _sql_key(sql: str, dialect: Dialect) -> str:

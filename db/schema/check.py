@@ -15,17 +15,17 @@ from pathlib import Path
 from pony import orm
 
 from db.domain.entities import define_entities
+from db.engines.base import sql as sqltext
+from db.engines.base.schema import Schema
 from db.engines.postgres import introspection as postgres_schema
 from db.engines.postgres import locks as pg_lock
 from db.engines.postgres.scratch import scratch_like
 from db.engines.sqlite import connection as sqlite
 from db.engines.sqlite import introspection as sqlite_schema
-from db.migrations import sqltext
 from db.migrations.backend import TRACKING_TABLES
 from db.migrations.files import Migration
 from db.migrations.runner import migrate
 from db.schema.compare import compare as compare
-from db.schema.model import Schema
 from db.schema.pony_ddl import DefineEntities, create_script
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from db.migrations.sqltext import quote_identifier as q
-from db.schema.model import Column, SchemaObject, Table
+from db.engines.base.schema import Column, SchemaObject, Table
+from db.engines.base.sql import quote_identifier as q
 
 # The value of a new NOT NULL column for the rows a table already has, when
 # the entities give none: NULL fails loudly on a table that has rows (the

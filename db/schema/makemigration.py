@@ -19,6 +19,7 @@ from pathlib import Path
 
 from db import migrate as migrate_module
 from db.domain.entities import define_entities
+from db.engines.base.plan import Plan, Snapshot
 from db.engines.postgres import planner as diff_postgres
 from db.engines.postgres import snapshot as expected_postgres
 from db.engines.postgres.scratch import ServerScratch
@@ -26,7 +27,6 @@ from db.engines.sqlite import planner as diff_sqlite
 from db.engines.sqlite.snapshot import entity_snapshot_sqlite, snapshot_sqlite
 from db.errors import MigrationError
 from db.migrations.files import next_stem
-from db.schema.diff import Plan, Snapshot
 from db.schema.pony_ddl import DefineEntities
 from db.schema.render import DESTRUCTIVE_HEADER as DESTRUCTIVE_HEADER
 from db.schema.render import render as render
