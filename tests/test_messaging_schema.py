@@ -105,7 +105,7 @@ def test_fts_tables_exist_but_are_not_compared(con: sqlite3.Connection) -> None:
     """The FTS5 table and its shadow tables are left out of the compared schema.
 
     SQLite only: FTS5's virtual and shadow tables. PostgreSQL's index is a
-    generated column the schema check knows (tests/test_schema_check.py).
+    generated column the schema check knows (tests/db/schema/test_check.py).
     """
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     assert {"messages_fts", "messages_fts_data", "messages_fts_idx"} <= names

@@ -90,7 +90,7 @@ def test_the_walkthrough_adds_tags_in_five_files(tmp_path: Path) -> None:
         "no:cacheprovider",
         "tests/test_tags.py",
         "tests/test_openapi.py",
-        "tests/test_schema_check.py",
+        "tests/db/schema/test_check.py",
     )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     changed = git(

@@ -3,7 +3,7 @@
 Pony's public API stops at Database.schema.generate_create_script(); the
 generator also needs each column's own definition (for ADD COLUMN) and
 each attribute's default (the value existing rows get when a column
-becomes NOT NULL). Used, and pinned by tests/test_pony_ddl.py:
+becomes NOT NULL). Used, and pinned by tests/db/schema/test_pony_ddl.py:
 
 - Database.schema.tables -> Table.column_list -> Column.name, get_sql():
   one column's DDL exactly as CREATE TABLE writes it;

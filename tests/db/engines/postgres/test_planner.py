@@ -23,8 +23,8 @@ from db.migrate import discover, migrate
 from db.schema.check import schema_problems
 from db.schema.makemigration import plan_both, write_both
 from db.target import PostgresTarget
+from tests.db.schema.test_makemigration import CASES, ROWS, Case, Define, entities
 from tests.pg import PostgresServer
-from tests.test_makemigration import CASES, ROWS, Case, Define, entities
 
 # Changes whose SQL is the same on both engines: one NNNN_name.sql.
 SHARED = {"index", "optional_column", "default_column", "drop_column"}
