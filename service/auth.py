@@ -29,7 +29,7 @@ import secrets
 import falcon
 from pydantic import SecretStr
 
-from db import Caller
+from db.domain.records import Caller
 from db.domain.token_uses import TokenUses
 from db.domain.users import Users
 from service.openapi import Requirement

@@ -21,7 +21,7 @@ import falcon.testing
 import psycopg2
 import pytest
 
-from db import Database
+from db.database import Database
 from db.engines.postgres.operations import key_number
 from db.target import DatabaseTarget, PostgresTarget
 from service.app import create_app, open_for

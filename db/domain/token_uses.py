@@ -25,7 +25,8 @@ from pony import orm
 from db.domain.records import Caller
 from db.errors import DatabaseError
 
-log = logging.getLogger(__name__)
+# Its name from before db/domain/ existed, which log filters may know.
+log = logging.getLogger("db.token_uses")
 
 TOUCH_INTERVAL = timedelta(seconds=60)
 FLUSH_INTERVAL = 5.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from db import DatabaseError
 from db import migrate as migrations
 from db.engines.sqlite import backup as sqlite_backup
+from db.errors import DatabaseError
 from db.target import PostgresTarget
 from service.cli.common import EXIT_FAILED, EXIT_OK, found_migrations
 from service.cli.failures import describe

@@ -13,7 +13,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 
-from db import Database
+from db.database import Database
 from service.auth import Authenticator
 from service.config import Settings
 from service.openapi import Route

@@ -13,8 +13,8 @@ from typing import Any
 import falcon
 from spectree import Response
 
-from db import ConversationRecord, MemberRecord
 from db.domain.conversations import Conversations as ConversationStore
+from db.domain.records import ConversationRecord, MemberRecord
 from db.domain.users import Users as UserStore
 from service.auth import caller
 from service.bodies import read_json

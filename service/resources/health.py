@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 from spectree import Response
 
-from db import Database
+from db.database import Database
 from service.openapi import Route, documented
 from service.resources import Context
 from service.schemas import HealthOut, ReadyOut

@@ -12,8 +12,8 @@ from typing import Any
 import falcon
 from spectree import Response
 
-from db import MessageRecord
 from db.domain.messages import Messages as MessageStore
+from db.domain.records import MessageRecord
 from db.domain.search import MAX_SEARCH_TERMS, TooManyTermsError
 from db.domain.search import Search as SearchStore
 from db.engines.base.engine import SNIPPET_CLOSE, SNIPPET_OPEN

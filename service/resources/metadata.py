@@ -5,8 +5,8 @@ from __future__ import annotations
 import falcon
 from spectree import Response
 
-from db import MetadataRecord
 from db.domain.metadata import Metadata as MetadataStore
+from db.domain.records import MetadataRecord
 from service.bodies import check_utf8_size, read_json
 from service.fields import is_key
 from service.openapi import Route, documented

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 from spectree import Response
 
-from db import UserRecord
+from db.domain.records import UserRecord
 from db.domain.users import Users as UserStore
 from service.auth import caller, new_token, token_hash
 from service.bodies import read_json

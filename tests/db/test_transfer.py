@@ -8,8 +8,7 @@ import falcon.testing
 import psycopg2
 import pytest
 
-from db import open_database
-from db.database import engine_for
+from db.database import engine_for, open_database
 from db.target import PostgresTarget
 from service.app import create_app
 from service.config import Settings

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pony.orm import db_session
 
-from db import Database
+from db.database import Database
 from db.domain.timestamps import aware
 from db.engines.sqlite.connection import from_stored, to_stored
 from service.params import utc_iso

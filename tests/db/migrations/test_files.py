@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from db import MigrationError
 from db import migrate as m
 from db.engines.base import sql as sqltext
+from db.errors import MigrationError
 from db.migrations.files import catalog
 from tests.helpers import LATEST, copy_migrations
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from db import MigrationError
 from db import migrate as m
+from db.errors import MigrationError
 from db.target import PostgresTarget
 from tests.helpers import LATEST, SHIPPED, needs_postgres_binaries, run_cli
 

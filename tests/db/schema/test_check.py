@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from db import SchemaMismatchError, open_database
-from db.database import entity_schema_problems
+from db.database import entity_schema_problems, open_database
+from db.errors import SchemaMismatchError
 from db.migrate import discover
 from tests.helpers import copy_migrations, needs_postgres_binaries, run_cli, service_env
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from pony import orm
 
-from db import MigrationError
 from db.database import check_schema
 from db.engines.postgres.scratch import scratch_like
+from db.errors import MigrationError
 from db.migrate import discover, migrate
 from db.migrations import lint
 from db.schema.makemigration import plan_migration, render, write_migration

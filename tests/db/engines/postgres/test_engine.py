@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from pony import orm
 
-from db import open_database
-from db.database import engine_for
+from db.database import engine_for, open_database
 from db.target import PostgresTarget
 from tests.helpers import run_cli, service_env, start_serve
 from tests.pg import PostgresServer, find_bindir

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg2
 import pytest
 
-from db import MigrationError
 from db import migrate as m
 from db.engines.postgres import locks as pg_lock
+from db.errors import MigrationError
 from db.target import PostgresTarget
 from tests.helpers import LATEST, REPO, SHIPPED, copy_migrations
 
@@ -273,7 +273,7 @@ def test_open_database_on_postgres_runs_its_halves_and_checks_the_schema(
     pg_url: str, tmp_path: Path
 ) -> None:
     """Start-up on PostgreSQL applies the .postgres.sql halves and its schema check passes."""
-    from db import open_database
+    from db.database import open_database
     from db.engines.postgres.engine import PostgresEngine
 
     folder = copy_migrations(tmp_path / "mig")

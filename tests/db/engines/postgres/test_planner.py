@@ -17,8 +17,8 @@ import psycopg2
 import pytest
 from pony import orm
 
-from db import MigrationError
 from db.engines.postgres.scratch import ServerScratch
+from db.errors import MigrationError
 from db.migrate import discover, migrate
 from db.schema.check import schema_problems
 from db.schema.makemigration import plan_both, write_both

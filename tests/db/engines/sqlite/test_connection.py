@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pony.orm import db_session
 
-from db import Database
+from db.database import Database
 from db.engines.sqlite import connection as seam
 
 pytestmark = pytest.mark.engines("sqlite")

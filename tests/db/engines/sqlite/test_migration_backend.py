@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from db import MigrationError, open_database
 from db import migrate as m
+from db.database import open_database
 from db.engines.sqlite import connection as seam
 from db.engines.sqlite import introspection as sqlite_schema
+from db.errors import MigrationError
 from tests.helpers import (
     LATEST,
     MIGRATIONS,
