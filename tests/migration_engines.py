@@ -18,8 +18,8 @@ import psycopg2
 import pytest
 
 from db import migrate as m
-from db.domain.records import SchemaState
 from db.migrations.files import Migration
+from db.migrations.history import SchemaState
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 from tests.helpers import copy_migrations
 

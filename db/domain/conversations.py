@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from pony import orm
@@ -21,41 +22,44 @@ from db.domain.records import (
     UserRecord,
 )
 from db.domain.timestamps import aware, now
-from db.engines.sqlite.connection import to_stored
+from db.engines.base.operations import Dialect, parse_timestamp, timestamp_text
 from db.errors import NotFoundError
 
 # A conversation cursor holds an id, which must fit SQL's 64-bit integer.
 MAX_ID = 2**63 - 1
 
 
-def encode_cursor(last_message_at: Any, conversation_id: int) -> str:
+def encode_cursor(last_message_at: datetime, conversation_id: int) -> str:
     """An opaque cursor for the conversation listing."""
-    raw = f"{to_stored(aware(last_message_at))}|{conversation_id}".encode()
+    raw = f"{timestamp_text(last_message_at)}|{conversation_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, int]:
-    """The (stored last_message_at, id) a cursor holds; ValueError when malformed."""
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (last_message_at, id) a cursor holds; ValueError when malformed."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, ident = raw.partition("|")
-        moment = aware(stamp)
+        moment = parse_timestamp(stamp)
         conversation_id = int(ident)
     except (binascii.Error, UnicodeDecodeError, ValueError) as ex:
         raise ValueError("malformed cursor") from ex
     if not 0 <= conversation_id <= MAX_ID:
         raise ValueError("malformed cursor")
-    return to_stored(moment), conversation_id
+    return moment, conversation_id
 
 
 class Conversations:
     """Start, list and read conversations; add and remove members."""
 
-    def __init__(self, orm_db: orm.Database, entities: dict[str, Any]) -> None:
+    def __init__(
+        self, orm_db: orm.Database, entities: dict[str, Any], dialect: Dialect
+    ) -> None:
         self._db = orm_db
         self._conversation = entities["Conversation"]
         self._membership = entities["Membership"]
         self._user = entities["User"]
+        self._dialect = dialect
 
     def require_member(self, user_id: int, conversation_id: int) -> None:
         """NotFoundError unless user_id is a member of the conversation.
@@ -105,9 +109,10 @@ class Conversations:
         when the cursor is malformed.
         """
         after = ""
-        stamp, last_id = "", 0
+        stamp, last_id = None, 0
         if cursor is not None:
-            stamp, last_id = decode_cursor(cursor)
+            moment, last_id = decode_cursor(cursor)
+            stamp = self._dialect.timestamp_param(moment)
             after = "AND (c.last_message_at, c.id) < ($stamp, $last_id) "
         n = limit + 1
         rows = self._db.select(
@@ -119,13 +124,15 @@ class Conversations:
             "ORDER BY c.last_message_at DESC, c.id DESC LIMIT $n",
             {"user_id": user_id, "stamp": stamp, "last_id": last_id, "n": n},
         )
+        timestamp = self._dialect.timestamp
         items = [
-            ConversationRecord(r[0], r[1], r[2], aware(r[3]), aware(r[4]))
+            ConversationRecord(r[0], r[1], r[2], timestamp(r[3]), timestamp(r[4]))
             for r in rows[:limit]
         ]
         last = rows[limit - 1] if len(rows) > limit else None
         return ConversationPage(
-            items, encode_cursor(last[4], last[0]) if last is not None else None
+            items,
+            encode_cursor(timestamp(last[4]), last[0]) if last is not None else None,
         )
 
     def get(self, user_id: int, conversation_id: int) -> ConversationRecord:

@@ -9,7 +9,7 @@ from pony import orm
 from db.domain.conversations import MAX_ID, Conversations
 from db.domain.records import MessagePage, MessageRecord, UserRecord
 from db.domain.timestamps import aware, now
-from db.engines.base.engine import Dialect
+from db.engines.base.operations import Dialect
 from db.errors import ForbiddenError, NotFoundError
 
 
@@ -79,8 +79,9 @@ class Messages:
             f"ORDER BY m.id {order} LIMIT $n",
             {"conversation_id": conversation_id, "cursor": cursor, "n": n},
         )
+        timestamp = self._dialect.timestamp
         items = [
-            MessageRecord(r[0], conversation_id, r[1], r[2], aware(r[3]))
+            MessageRecord(r[0], conversation_id, r[1], r[2], timestamp(r[3]))
             for r in rows[:limit]
         ]
         return MessagePage(items, items[-1].id if len(rows) > limit else None)

@@ -8,7 +8,7 @@ from pony import orm
 
 from db.domain.records import MetadataPage, MetadataRecord
 from db.domain.timestamps import aware, now
-from db.engines.base.engine import Dialect
+from db.engines.base.operations import Dialect
 from db.errors import NotFoundError
 
 
@@ -42,7 +42,7 @@ class Metadata:
         if not rows:
             raise NotFoundError(f"no metadata entry with key {key!r}")
         value, updated_at = rows[0]
-        return MetadataRecord(key, value, aware(updated_at))
+        return MetadataRecord(key, value, self._dialect.timestamp(updated_at))
 
     def put(self, key: str, value: str) -> tuple[MetadataRecord, bool]:
         """Create or replace an entry; returns it and whether it was created."""

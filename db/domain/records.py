@@ -28,34 +28,6 @@ class MetadataPage:
     next: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AppliedMigration:
-    """A row of the schema_migrations history table."""
-
-    version: int
-    name: str
-    checksum: str
-    applied_at: str
-    execution_ms: float
-    how: str = "applied"  # or 'baselined': recorded by `baseline`, not run
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaState:
-    """Where the database stands against the migration files."""
-
-    version: int | None
-    applied: list[int]
-    pending: list[int]
-    unknown: list[int]
-    edited: list[int]
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing is pending or edited."""
-        return not self.pending and not self.edited
-
-
 class UserRecord(NamedTuple):
     """One user; created_at is an aware UTC datetime."""
 

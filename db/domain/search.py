@@ -3,7 +3,8 @@
 The engine's own index does the work (FTS5 on SQLite, a tsvector with a
 GIN index on PostgreSQL), asked through the Dialect: Pony's query
 language has no MATCH. Every word of the query is required and searched
-as text, never parsed as an operator.
+as text, never parsed as an operator. A snippet's matches come between
+SNIPPET_OPEN and SNIPPET_CLOSE, its text otherwise raw.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import re
 from pony import orm
 
 from db.domain.records import SearchHit
-from db.domain.timestamps import aware
-from db.engines.base.engine import Dialect
+from db.engines.base.operations import SNIPPET_CLOSE as SNIPPET_CLOSE
+from db.engines.base.operations import SNIPPET_OPEN as SNIPPET_OPEN
+from db.engines.base.operations import Dialect
 
 MAX_SEARCH_TERMS = 16
 
@@ -58,4 +60,4 @@ class Search:
         if not terms:
             return []
         rows = self._dialect.search(self._db, user_id, terms, limit)
-        return [SearchHit(r[0], r[1], r[2], aware(r[3]), r[4]) for r in rows]
+        return [SearchHit(*row) for row in rows]

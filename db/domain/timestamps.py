@@ -1,16 +1,14 @@
 """Timestamps: aware UTC datetimes outside db/, naive UTC ones in entities.
 
-Pony stores a datetime without its offset (on SQLite as text, on
-PostgreSQL as TIMESTAMP) and reads it back naive, so entities hold naive
-UTC and records get aware UTC. Raw rows from db.select() hold what the
-driver returns: text on SQLite, datetime on PostgreSQL.
+Pony stores a datetime without its offset and reads it back naive, so
+entities hold naive UTC and records get aware UTC. Raw rows from
+db.select() hold what the driver returns; the engine's Dialect turns
+those into aware datetimes (dialect.timestamp), so no store parses them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-from db.engines.sqlite.connection import from_stored
 
 
 def now() -> datetime:
@@ -18,8 +16,6 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def aware(value: datetime | str) -> datetime:
-    """A stored timestamp (entity value or raw column) as an aware UTC datetime."""
-    if isinstance(value, str):
-        return from_stored(value)
+def aware(value: datetime) -> datetime:
+    """An entity's timestamp (naive UTC) as an aware UTC datetime."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

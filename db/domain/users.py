@@ -9,6 +9,7 @@ from pony import orm
 
 from db.domain.records import Caller, UserRecord
 from db.domain.timestamps import aware, now
+from db.engines.base.operations import Dialect
 from db.errors import ConflictError, NotFoundError
 
 
@@ -20,10 +21,13 @@ def user_record(user: Any) -> UserRecord:
 class Users:
     """Create and find users, issue, revoke and resolve tokens; records only."""
 
-    def __init__(self, orm_db: orm.Database, entities: dict[str, Any]) -> None:
+    def __init__(
+        self, orm_db: orm.Database, entities: dict[str, Any], dialect: Dialect
+    ) -> None:
         self._db = orm_db
         self._user = entities["User"]
         self._token = entities["ApiToken"]
+        self._dialect = dialect
 
     def create(self, handle: str, display_name: str) -> UserRecord:
         """Add a user; ConflictError when the handle is taken."""
@@ -80,9 +84,10 @@ class Users:
         if not rows:
             return None
         token_id, stored_hash, last_used, user_id, handle, name, created = rows[0]
+        timestamp = self._dialect.timestamp
         return Caller(
-            UserRecord(user_id, handle, name, aware(created)),
+            UserRecord(user_id, handle, name, timestamp(created)),
             int(token_id),
             bytes(stored_hash),
-            aware(last_used) if last_used is not None else None,
+            timestamp(last_used) if last_used is not None else None,
         )

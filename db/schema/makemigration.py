@@ -2,31 +2,28 @@
 
 For each engine, the schema the existing files produce is built by the
 runner on a scratch database, the schema the entities need comes from
-Pony's own DDL for that engine's provider, and the engine's planner
-(db/schema/diff_sqlite.py: ALTER TABLE or the 12-step rebuild;
-diff_postgres.py: plain ALTER TABLE) writes the SQL between them. When
-the two engines' files would be the same, one NNNN_name.sql is written;
-otherwise the .sqlite.sql and .postgres.sql halves. Nothing here opens
-the live database.
+Pony's own DDL for that engine's provider (expected.py), and the
+engine's planner (db/engines/sqlite/planner.py: ALTER TABLE or the
+12-step rebuild; db/engines/postgres/planner.py: plain ALTER TABLE)
+writes the SQL between them. When the two engines' files would be the
+same, one NNNN_name.sql is written; otherwise the .sqlite.sql and
+.postgres.sql halves. Nothing here opens the live database.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from db import migrate as migrate_module
 from db.domain.entities import define_entities
-from db.engines.base.plan import Plan, Snapshot
-from db.engines.postgres import planner as diff_postgres
-from db.engines.postgres import snapshot as expected_postgres
-from db.engines.postgres.scratch import ServerScratch
-from db.engines.sqlite import planner as diff_sqlite
-from db.engines.sqlite.snapshot import entity_snapshot_sqlite, snapshot_sqlite
+from db.engines import engine_for, scratch_source
+from db.engines.base.engine import ScratchSource
+from db.engines.base.plan import Plan
+from db.engines.base.sql import Dialect
 from db.errors import MigrationError
-from db.migrations.files import next_stem
+from db.migrations.files import Migration, discover, next_stem
+from db.migrations.runner import migrate
+from db.schema.expected import entity_snapshot
 from db.schema.pony_ddl import DefineEntities
 from db.schema.render import DESTRUCTIVE_HEADER as DESTRUCTIVE_HEADER
 from db.schema.render import render as render
@@ -38,44 +35,36 @@ NOTHING_HERE = (
 )
 
 
-def _runnable(
-    migrations: list[migrate_module.Migration],
-) -> list[migrate_module.Migration]:
+def _runnable(migrations: list[Migration]) -> list[Migration]:
     return [m for m in migrations if not m.empty]  # a file `new` just made: no SQL yet
 
 
-def migrated_snapshot(
-    migrations: list[migrate_module.Migration], scratch: Path
-) -> Snapshot:
-    """The SQLite schema the migration files produce, built by the runner itself."""
-    path = scratch / "migrated.sqlite3"
-    migrate_module.migrate(path, _runnable(migrations), announce=False)
-    con = sqlite3.connect(path)
-    try:
-        return snapshot_sqlite(con)
-    finally:
-        con.close()
+def plan(
+    dialect: Dialect,
+    folder: Path,
+    source: ScratchSource,
+    define: DefineEntities = define_entities,
+) -> Plan:
+    """What the next migration must do on one engine, on scratch databases of source."""
+    migrations = discover(folder, dialect)
+    with source.database() as migrated, source.database() as entities:
+        migrate(migrated, _runnable(migrations), announce=False)
+        old = engine_for(migrated).snapshot()
+        new = entity_snapshot(define, engine_for(entities))
+        return engine_for(migrated).plan(old, new)
 
 
 def plan_migration(folder: Path, define: DefineEntities = define_entities) -> Plan:
     """What the next SQLite migration must do for the files in folder to match define."""
-    migrations = migrate_module.discover(folder)
-    with tempfile.TemporaryDirectory(prefix="makemigration-") as scratch:
-        old = migrated_snapshot(migrations, Path(scratch))
-        new = entity_snapshot_sqlite(define, Path(scratch))
-    return diff_sqlite.diff(old, new)
+    with scratch_source("sqlite") as source:
+        return plan("sqlite", folder, source, define)
 
 
 def plan_postgres(
-    folder: Path, server: ServerScratch, define: DefineEntities = define_entities
+    folder: Path, server: ScratchSource, define: DefineEntities = define_entities
 ) -> Plan:
     """What the next PostgreSQL migration must do, on scratch databases of server."""
-    migrations = migrate_module.discover(folder, "postgres")
-    with server.database() as migrated, server.database() as entities:
-        migrate_module.migrate(migrated, _runnable(migrations), announce=False)
-        old = expected_postgres.migrated_snapshot(migrated)
-        new = expected_postgres.entity_snapshot(define, entities)
-    return diff_postgres.diff(old, new)
+    return plan("postgres", folder, server, define)
 
 
 @dataclass(frozen=True)
@@ -92,9 +81,9 @@ class Plans:
 
 
 def plan_both(
-    folder: Path, server: ServerScratch, define: DefineEntities = define_entities
+    folder: Path, server: ScratchSource, define: DefineEntities = define_entities
 ) -> Plans:
-    """The next migration for both engines."""
+    """The next migration for both engines (PostgreSQL's scratch databases on server)."""
     return Plans(plan_migration(folder, define), plan_postgres(folder, server, define))
 
 
@@ -109,17 +98,19 @@ def write_migration(
     folder: Path, name: str, define: DefineEntities = define_entities
 ) -> tuple[Plan, Path | None]:
     """Write the SQLite half folder/NNNN_name.sqlite.sql; no file when nothing changed."""
-    plan = plan_migration(folder, define)
-    if not plan.changes:
-        return plan, None
+    planned = plan_migration(folder, define)
+    if not planned.changes:
+        return planned, None
     stem = next_stem(folder, name)
-    return plan, _write(folder / f"{stem}.sqlite.sql", render(plan, f"{stem}.sql"))
+    return planned, _write(
+        folder / f"{stem}.sqlite.sql", render(planned, f"{stem}.sql")
+    )
 
 
 def write_both(
     folder: Path,
     name: str,
-    server: ServerScratch,
+    server: ScratchSource,
     define: DefineEntities = define_entities,
 ) -> tuple[Plans, list[Path]]:
     """Write the next version: one shared file, or both halves; [] when nothing changed."""
@@ -128,8 +119,8 @@ def write_both(
         return plans, []
     stem = next_stem(folder, name)
     texts = {
-        dialect: render(plan, f"{stem}.sql") if plan.changes else NOTHING_HERE
-        for dialect, plan in (("sqlite", plans.sqlite), ("postgres", plans.postgres))
+        dialect: render(planned, f"{stem}.sql") if planned.changes else NOTHING_HERE
+        for dialect, planned in (("sqlite", plans.sqlite), ("postgres", plans.postgres))
     }
     if texts["sqlite"] == texts["postgres"]:
         return plans, [_write(folder / f"{stem}.sql", texts["sqlite"])]

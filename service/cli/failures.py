@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from db.engines.sqlite import connection as sqlite
+from db.engines.sqlite import errors as sqlite
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)

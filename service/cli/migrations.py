@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from db import migrate as migrations
-from db.engines.postgres import server as pg_server
+from db.engines import scratch_source
 from db.migrations import baseline, history, plan
 from db.migrations.files import next_stem
 from db.schema import makemigration
@@ -109,7 +109,7 @@ def cmd_makemigration(settings: Settings, name: str | None, *, check: bool) -> i
     if not check and not name:
         print("makemigration: give a NAME (or --check)", file=sys.stderr)
         return EXIT_CONFIG
-    with pg_server.scratch_server(settings.target) as server:
+    with scratch_source("postgres", settings.target) as server:
         if check:
             plans = makemigration.plan_both(folder, server)
         else:

@@ -14,9 +14,13 @@ from spectree import Response
 
 from db.domain.messages import Messages as MessageStore
 from db.domain.records import MessageRecord
-from db.domain.search import MAX_SEARCH_TERMS, TooManyTermsError
+from db.domain.search import (
+    MAX_SEARCH_TERMS,
+    SNIPPET_CLOSE,
+    SNIPPET_OPEN,
+    TooManyTermsError,
+)
 from db.domain.search import Search as SearchStore
-from db.engines.base.engine import SNIPPET_CLOSE, SNIPPET_OPEN
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
 from service.openapi import Route, documented

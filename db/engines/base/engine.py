@@ -1,79 +1,59 @@
-"""Database engines: what differs between SQLite and PostgreSQL lives here.
+"""The interface every engine implements: one database on one engine.
 
-Domain modules (metadata, users, conversations, messages, search) speak
-Pony and never name an engine; they ask their Dialect for the few things
-that differ ("serialise writers of this key", "search these words").
-db.database picks the Dialect for the target it opens.
+db.database opens the service's database through it: migrations() for
+the runner, require_database() when migrations are off, bind(), the
+schema check through schema_tables(), started(); gate() and fault()
+while serving; closed() after every connection closed. The tooling asks
+the same object for its migration backend, its introspection and its
+planner. Each engine package (db/engines/sqlite/, db/engines/postgres/)
+implements it in engine.py; db.engines.engine_for() picks one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from db.migrate import Migration
-    from db.session import WriteGate
-
-Row = tuple[Any, ...]
-MigrateMode = Literal["apply", "verify", "off"]
-
-
-class Dialect(Protocol):
-    """The engine-specific operations the domain code needs."""
-
-    @property
-    def name(self) -> Literal["sqlite", "postgres"]:
-        """Which engine."""
-
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """Make concurrent writers of this logical key take turns.
-
-        For read-modify-write on rows that may not exist yet (an upsert):
-        row locks cannot cover a row nobody has inserted. Call inside the
-        write transaction; held until it ends.
-        """
-
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
-    ) -> list[Row]:
-        """Messages of the user's conversations containing every term, best first.
-
-        Rows are (message id, conversation id, author handle, created_at as
-        stored, snippet), the snippet's matches between SNIPPET_OPEN and
-        SNIPPET_CLOSE and its text otherwise raw (the caller escapes it).
-        """
+from db.engines.base.gates import WriteGate
+from db.engines.base.migration import Backend
+from db.engines.base.operations import Dialect
+from db.engines.base.plan import Plan, Snapshot
+from db.engines.base.schema import Schema
+from db.target import DatabaseTarget
 
 
-# Around matched terms in a snippet: control characters, which message
-# bodies may not contain, so the HTTP layer can escape the text and only
-# then turn these into markup.
-SNIPPET_OPEN = "\x02"
-SNIPPET_CLOSE = "\x03"
-SNIPPET_WORDS = 12
+class ScratchSource(Protocol):
+    """Where empty scratch databases of one engine come from."""
+
+    def database(self) -> AbstractContextManager[DatabaseTarget]:
+        """An empty database of its own, removed when the block ends."""
+        ...
 
 
 class Engine(Protocol):
-    """One database the service runs on, through its lifecycle.
-
-    db.database calls these in order: migrate, bind, check_schema, started;
-    gate and fault while serving; closed after every connection closed.
-    """
+    """One database on one engine, through its lifecycle and for the tooling."""
 
     @property
     def dialect(self) -> Dialect:
-        """The domain operations this engine answers."""
+        """The domain operations this engine answers (its name too)."""
+
+    @property
+    def target(self) -> DatabaseTarget:
+        """Which database."""
 
     def describe(self) -> str:
         """What to call the database in logs and errors (no secrets)."""
 
-    def migrate(self, migrations: list[Migration], mode: MigrateMode) -> None:
-        """Apply pending migrations, refuse to start with any, or only check."""
+    # The service's start-up and life.
+
+    def migrations(self) -> Backend:
+        """The migration runner's backend for this database."""
+
+    def require_database(self) -> None:
+        """StartupError when there is no database to serve (migrations off)."""
 
     def bind(self, orm_db: Any) -> None:
         """Bind a Pony Database whose entities are defined (hooks first)."""
-
-    def check_schema(self, orm_db: Any) -> None:
-        """Map the entities; SchemaMismatchError when the schema differs."""
 
     def started(self, orm_db: Any) -> None:
         """Checks and maintenance once the database is open and mapped."""
@@ -86,3 +66,32 @@ class Engine(Protocol):
 
     def closed(self) -> None:
         """Maintenance after every connection was closed."""
+
+    # The tooling: scratch databases, introspection, the planner.
+
+    def bind_scratch(self, orm_db: Any) -> None:
+        """Bind a Pony Database for the tooling: no hooks, created if missing."""
+
+    def schema_tables(self, script: str) -> tuple[Schema, Schema]:
+        """The tables script creates on a scratch of this engine, and this one's.
+
+        Both introspected the same way, the tracking tables left out: the
+        two sides of the schema check.
+        """
+
+    def snapshot(self) -> Snapshot:
+        """This database's schema for the planner, tracking tables left out."""
+
+    def script_snapshot(
+        self,
+        script: str,
+        column_sql: dict[tuple[str, str], str],
+        fills: dict[tuple[str, str], str],
+    ) -> Snapshot:
+        """The schema a DDL script creates (on a scratch), for the planner."""
+
+    def literal(self, value: Any) -> str | None:
+        """A stored value as an SQL literal of this engine (None: none exists)."""
+
+    def plan(self, old: Snapshot, new: Snapshot) -> Plan:
+        """The changes that take schema old to new on this engine."""

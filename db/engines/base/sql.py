@@ -3,9 +3,9 @@
 One small tokenizer for both dialects, so that the runner, the lint and
 the generator agree on what is a comment, a string or an identifier:
 SQLite's quotes ('...', "...", `...`, [...]) and PostgreSQL's (E'...',
-dollar quotes $tag$...$tag$, nested /* */ comments). SQLite statements
-are split by sqlite3.complete_statement() (it knows trigger bodies);
-PostgreSQL statements by split_postgres() below.
+dollar quotes $tag$...$tag$, nested /* */ comments). One statement
+splitter on top of it, which keeps SQLite trigger bodies (CREATE TRIGGER
+... BEGIN ... END) and PostgreSQL's BEGIN ATOMIC ... END bodies whole.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Dialect = Literal["sqlite", "postgres"]
+# Every engine, by the SQL it speaks; its package is db/engines/<name>/.
+DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgres")
 
 _WORD = re.compile(r"[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*")
 _NUMBER = re.compile(r"\d+(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?")
@@ -141,38 +143,59 @@ def is_blank(sql: str, dialect: Dialect) -> bool:
     )
 
 
-def split_postgres(sql: str) -> list[str]:
-    """Split a PostgreSQL script at the semicolons that end statements.
+def strip_comments(sql: str, dialect: Dialect) -> str:
+    """The text with every comment replaced by a space."""
+    return "".join(
+        " " if t.kind == "comment" else t.text for t in tokenize(sql, dialect)
+    )
 
-    Semicolons inside quotes, dollar quotes and comments do not count, nor
-    do those inside a BEGIN ATOMIC ... END function body.
+
+def _opens_body(words: list[str], dialect: Dialect) -> bool:
+    """Whether BEGIN, after these words of a statement, opens a body ending in END."""
+    if dialect == "postgres":
+        return False  # BEGIN ATOMIC: decided on ATOMIC
+    # CREATE [TEMP | TEMPORARY] TRIGGER ... BEGIN stmt; ... END
+    return words[:2] == ["CREATE", "TRIGGER"] or (
+        words[:1] == ["CREATE"]
+        and words[1:2] in (["TEMP"], ["TEMPORARY"])
+        and words[2:3] == ["TRIGGER"]
+    )
+
+
+def split(sql: str, dialect: Dialect) -> list[str]:
+    """Split a script at the semicolons that end statements.
+
+    Semicolons inside quotes, comments and bodies do not count: an SQLite
+    trigger's BEGIN ... END, PostgreSQL's BEGIN ATOMIC ... END (CASE ...
+    END inside either). Statements come without their ';'; those that
+    hold only comments are left out.
     """
     statements: list[str] = []
     current: list[Token] = []
+    words: list[str] = []  # the current statement's words so far, upper-cased
     depth = 0
-    previous = ""
-    for token in tokenize(sql, "postgres"):
+    for token in tokenize(sql, dialect):
         current.append(token)
         if token.kind == "word":
             word = token.text.upper()
-            # CASE ... END inside a body must not close it.
-            if (word == "ATOMIC" and previous == "BEGIN") or (depth and word == "CASE"):
-                depth += 1
+            opens = (word == "ATOMIC" and words[-1:] == ["BEGIN"]) or (
+                word == "BEGIN" and _opens_body(words, dialect)
+            )
+            if opens or (depth and word == "CASE"):
+                depth += 1  # CASE ... END inside a body must not close it
             elif depth and word == "END":
                 depth -= 1
-            previous = word
-        elif token.kind == "op":
-            previous = token.text
-            if token.text == ";" and depth == 0:
-                _flush(statements, current)
-                current = []
-    _flush(statements, current)
+            words.append(word)
+        elif token.kind == "op" and token.text == ";" and depth == 0:
+            _flush(statements, current, dialect)
+            current, words = [], []
+    _flush(statements, current, dialect)
     return statements
 
 
-def _flush(statements: list[str], tokens: list[Token]) -> None:
+def _flush(statements: list[str], tokens: list[Token], dialect: Dialect) -> None:
     text = "".join(t.text for t in tokens)
-    if not is_blank(text, "postgres"):
+    if not is_blank(text, dialect):
         statements.append(text.strip().removesuffix(";").rstrip())
 
 
@@ -199,6 +222,28 @@ def split_top_level(tokens: list[Token], separator: str = ",") -> list[list[Toke
             continue
         parts[-1].append(token)
     return parts
+
+
+def words(tokens: list[Token]) -> list[str]:
+    """Each token as a name (lower-cased) or its text: for reading statements."""
+    return [t.name if t.is_name else t.text for t in tokens]
+
+
+def name_at(tokens: list[Token], i: int) -> tuple[str, int]:
+    """A possibly schema-qualified name starting at i: (its last part, next index)."""
+    name = tokens[i].name
+    i += 1
+    while i + 1 < len(tokens) and tokens[i].text == "." and tokens[i + 1].is_name:
+        name = tokens[i + 1].name
+        i += 2
+    return name, i
+
+
+def skip(words: list[str], i: int, *optional: str) -> int:
+    """The index of the first word from i on that is not one of optional."""
+    while i < len(words) and words[i] in optional:
+        i += 1
+    return i
 
 
 def quote_identifier(name: str) -> str:

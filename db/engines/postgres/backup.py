@@ -25,6 +25,7 @@ from pathlib import Path
 
 from psycopg2 import extensions
 
+from db.engines.base.backup import move_into_place
 from db.errors import DatabaseError
 from db.target import PostgresTarget
 
@@ -159,20 +160,7 @@ def dump(target: PostgresTarget, path: Path, *, force: bool = False) -> Dump:
         entries = sum(
             1 for line in listing.splitlines() if line.strip() and line[0] != ";"
         )
-        _move_into_place(partial, final, force=force)
+        move_into_place(partial, final, force=force, refused=BackupError)
     finally:
         partial.unlink(missing_ok=True)
     return Dump(final, entries, version)
-
-
-def _move_into_place(partial: Path, final: Path, *, force: bool) -> None:
-    if force:
-        os.replace(partial, final)
-        return
-    try:
-        # link() never replaces: of two backups racing to one new name, one wins.
-        os.link(partial, final)
-    except FileExistsError as ex:
-        raise BackupError(
-            f"backup target {final} appeared meanwhile; pass --force to replace it"
-        ) from ex

@@ -1,4 +1,10 @@
-"""PostgreSQL as the service's engine: Pony's postgres provider over psycopg2."""
+"""PostgreSQL as an Engine: Pony's postgres provider over psycopg2.
+
+What the runtime asks (bind with the session settings, the capacity
+check, an open write gate) and what the tooling asks (the runner's
+backend, introspection, the planner) of one PostgreSQL database; each
+answered by the module of this package that holds it.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,20 @@ from typing import Any
 
 from pony import orm
 
-from db import migrate as migrations_module
-from db.engines.base.engine import MigrateMode
-from db.engines.postgres.operations import (
-    PostgresDialect,
-    check_capacity,
-    connect_arguments,
-)
-from db.errors import SchemaMismatchError, StartupError
-from db.migrate import Migration
-from db.schema import check as schemacheck
-from db.session import OpenGate, WriteGate
+from db.engines.base import sql
+from db.engines.base.gates import OpenGate, WriteGate
+from db.engines.base.migration import TRACKING_TABLES, Backend
+from db.engines.base.plan import Plan, Snapshot
+from db.engines.base.schema import Schema
+from db.engines.postgres import introspection, planner, snapshot
+from db.engines.postgres.capacity import EXTRA_CONNECTIONS, check_capacity
+from db.engines.postgres.connection import connect, connect_arguments
+from db.engines.postgres.migration_backend import PostgresBackend
+from db.engines.postgres.operations import PostgresDialect
+from db.errors import StartupError
 from db.target import PostgresTarget
 
 log = logging.getLogger("db.database")
-
-# Besides one connection per worker thread (the start-up thread's is open
-# already, so counted as in use): the thread that records token uses.
-EXTRA_CONNECTIONS = 1
 
 
 class PostgresEngine:
@@ -43,14 +45,14 @@ class PostgresEngine:
         """The URL with its password hidden."""
         return self.target.describe()
 
-    def migrate(self, migrations: list[Migration], mode: MigrateMode) -> None:
-        """Apply pending migrations (apply), refuse any (verify), or only check (off)."""
-        if mode == "off":
-            migrations_module.inspect(self.target, migrations)
-            return
-        migrations_module.migrate(self.target, migrations, apply=mode == "apply")
+    def migrations(self) -> Backend:
+        """The runner on this database."""
+        return PostgresBackend(self.target)
 
-    def bind(self, orm_db: orm.Database) -> None:
+    def require_database(self) -> None:
+        """Nothing to check here: connecting names a missing database."""
+
+    def bind(self, orm_db: Any) -> None:
         """Bind orm_db to the database; StartupError naming why it cannot."""
         arguments = connect_arguments(self.target.url, self.lock_timeout)
         try:
@@ -59,20 +61,6 @@ class PostgresEngine:
             # psycopg2 names host, port, user and database, never the password.
             reason = " ".join(str(ex).split())
             raise StartupError(f"cannot connect to {self.describe()}: {reason}") from ex
-
-    def check_schema(self, orm_db: orm.Database) -> None:
-        """Map the entities; SchemaMismatchError naming what differs, if anything."""
-        try:
-            orm_db.generate_mapping(create_tables=False, check_tables=True)
-        except Exception as ex:
-            raise SchemaMismatchError(
-                f"schema does not match the entities: {ex}"
-            ) from ex
-        problems = schemacheck.schema_problems(orm_db, self.target)
-        if problems:
-            raise SchemaMismatchError(
-                "schema does not match the entities: " + "; ".join(problems)
-            )
 
     def started(self, orm_db: Any) -> None:
         """Refuse to serve when the server cannot give every thread a connection."""
@@ -90,3 +78,40 @@ class PostgresEngine:
     def closed(self) -> None:
         """Nothing to maintain: PostgreSQL checkpoints on its own."""
         log.info("database closed")
+
+    def bind_scratch(self, orm_db: Any) -> None:
+        """Bind orm_db to the database for the tooling (no session settings)."""
+        orm_db.bind(provider="postgres", dsn=self.target.url)
+
+    def schema_tables(self, script: str) -> tuple[Schema, Schema]:
+        """The tables script creates in this session's pg_temp, and the database's."""
+        con = connect(self.target, "schema check")
+        try:
+            expected = introspection.schema_of_script(
+                con, sql.split(script, "postgres")
+            )
+            actual = introspection.read(con, leave_out=TRACKING_TABLES)
+        finally:
+            con.close()
+        return expected.tables, actual.tables
+
+    def snapshot(self) -> Snapshot:
+        """The database's schema for the planner."""
+        return snapshot.migrated_snapshot(self.target)
+
+    def script_snapshot(
+        self,
+        script: str,
+        column_sql: dict[tuple[str, str], str],
+        fills: dict[tuple[str, str], str],
+    ) -> Snapshot:
+        """The schema a DDL script creates, in pg_temp on this database."""
+        return snapshot.script_snapshot(self.target, script, column_sql, fills)
+
+    def literal(self, value: Any) -> str | None:
+        """A stored value as a PostgreSQL literal."""
+        return snapshot.literal(value)
+
+    def plan(self, old: Snapshot, new: Snapshot) -> Plan:
+        """Plain ALTER TABLE: PostgreSQL changes every table in place."""
+        return planner.diff(old, new)

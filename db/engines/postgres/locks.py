@@ -20,32 +20,14 @@ from typing import Any
 
 import psycopg2
 
-from db.errors import StartupError
-from db.migrations.backend import actor
+from db.engines.postgres.connection import APPLICATION, connect
 from db.target import PostgresTarget
 
-APPLICATION = "service-foundation migrations"
 
-
-def connect(target: PostgresTarget, purpose: str) -> Any:
-    """An autocommit psycopg2 connection named for pg_stat_activity."""
-    try:
-        con = psycopg2.connect(
-            target.url, application_name=f"{APPLICATION} {purpose} {actor()}"[:63]
-        )
-    except psycopg2.Error as ex:
-        # libpq's message names host, port and user, never the password.
-        first = (
-            str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-        )
-        raise StartupError(f"cannot connect to {target.describe()}: {first}") from ex
-    con.autocommit = True
-    if con.server_version >= 140000:
-        # A killed runner's statement stops within a second instead of running
-        # on (and holding its locks) until it ends by itself.
-        with con.cursor() as cur:
-            cur.execute("SET client_connection_check_interval = '1s'")
-    return con
+def key_number(*key: object) -> int:
+    """A signed 64-bit number for a logical key, for pg_advisory_xact_lock."""
+    digest = hashlib.sha256(repr(key).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def lock_key(con: Any) -> int:

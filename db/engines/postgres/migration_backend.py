@@ -20,11 +20,20 @@ from typing import Any
 
 import psycopg2
 
-from db.domain.records import AppliedMigration
+from db.engines.base.migration import (
+    HISTORY_TABLE,
+    LOG_TABLE,
+    TRACKING_TABLES,
+    AppliedMigration,
+    Migration,
+    Record,
+    actor,
+    statements_shown,
+)
 from db.engines.base.schema import FullSchema
 from db.engines.base.sql import Dialect
+from db.engines.postgres import connection, locks
 from db.engines.postgres import introspection as postgres_schema
-from db.engines.postgres import locks as pg_lock
 from db.engines.postgres.outside import apply_outside
 from db.engines.postgres.tracking import (
     INSERT,
@@ -35,15 +44,6 @@ from db.engines.postgres.tracking import (
     transaction,
 )
 from db.errors import MigrationError
-from db.migrations.backend import (
-    HISTORY_TABLE,
-    LOG_TABLE,
-    TRACKING_TABLES,
-    Record,
-    actor,
-    statements_shown,
-)
-from db.migrations.files import Migration
 from db.target import PostgresTarget
 
 log = logging.getLogger("db.migrate")
@@ -201,8 +201,8 @@ class PostgresBackend:
     @contextlib.contextmanager
     def session(self, lock_timeout: float) -> Iterator[PostgresSession]:
         """The advisory lock on its own connection, then the work connection."""
-        with pg_lock.advisory_lock(self.target, lock_timeout):
-            con = pg_lock.connect(self.target, "run")
+        with locks.advisory_lock(self.target, lock_timeout):
+            con = connection.connect(self.target, "run")
             try:
                 yield PostgresSession(con)
             finally:
@@ -210,7 +210,7 @@ class PostgresBackend:
 
     @contextlib.contextmanager
     def _read_only(self) -> Iterator[Any]:
-        con = pg_lock.connect(self.target, "read")
+        con = connection.connect(self.target, "read")
         try:
             con.set_session(readonly=True)
             yield con

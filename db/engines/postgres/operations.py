@@ -1,77 +1,20 @@
-"""The PostgreSQL seam: Pony's postgres provider, errors, locks, search."""
+"""What the domain code asks of PostgreSQL: advisory locks, tsvector search."""
 
 from __future__ import annotations
 
-import hashlib
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from psycopg2 import extensions
-
-from db.engines.base.engine import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
-from db.errors import (
-    BusyError,
-    ConflictError,
-    DatabaseError,
-    StartupError,
-    StorageError,
-    StorageFullError,
-)
-
-APPLICATION_NAME = "service-foundation"
-
-# SQLSTATE codes (https://www.postgresql.org/docs/current/errcodes-appendix.html)
-_BUSY = frozenset(
-    {
-        "55P03",  # lock_not_available: lock_timeout passed
-        "57014",  # query_canceled: statement_timeout passed
-        "40001",  # serialization_failure: retry the transaction
-        "40P01",  # deadlock_detected: retry the transaction
-    }
-)
+from db.engines.base.operations import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
+from db.engines.postgres.locks import key_number
 
 
-def classify(error: BaseException) -> type[DatabaseError] | None:
-    """What a psycopg2 error means for the caller, from its SQLSTATE.
-
-    Integrity violations (class 23): a conflict with stored data. Lock and
-    statement timeouts, serialization failures and deadlocks: busy, retry.
-    Disk full: full. Insufficient resources, system and I/O errors, a lost
-    or refused connection, a server shutting down: the machine failed.
-    """
-    code = getattr(error, "pgcode", None) or ""
-    if code.startswith("23"):
-        return ConflictError
-    if code in _BUSY:
-        return BusyError
-    if code == "53100":
-        return StorageFullError
-    if code.startswith(("53", "58", "08", "57P", "XX")):
-        return StorageError
-    if not code and type(error).__name__ in ("OperationalError", "InterfaceError"):
-        return StorageError  # no SQLSTATE: the connection itself failed
-    return None
-
-
-def connect_arguments(url: str, lock_timeout: float) -> dict[str, Any]:
-    """psycopg2.connect() keywords for url, with the service's session settings.
-
-    lock_timeout bounds every wait for a row or table lock (55P03 past it:
-    503, as SQLite's busy_timeout does). The settings travel in the
-    startup packet's `options`, after any the URL carries, so that Pony's
-    DISCARD ALL on releasing a connection resets the session to them.
-    """
-    arguments: dict[str, Any] = extensions.parse_dsn(url)
-    options = arguments.get("options", "")
-    ours = f"-c lock_timeout={max(1, round(lock_timeout * 1000))}"
-    arguments["options"] = f"{options} {ours}".strip()
-    arguments.setdefault("application_name", APPLICATION_NAME)
-    return arguments
-
-
-def key_number(*key: object) -> int:
-    """A signed 64-bit number for a logical key, for pg_advisory_xact_lock."""
-    digest = hashlib.sha256(repr(key).encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+def timestamp(raw: Any) -> datetime:
+    """A raw TIMESTAMP column (a naive UTC datetime) as an aware UTC datetime."""
+    moment: datetime = raw
+    return (
+        moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    )
 
 
 def tsquery_sql(terms: list[str]) -> tuple[str, dict[str, str]]:
@@ -141,28 +84,18 @@ class PostgresDialect:
             },
         )
         return [
-            (*row[:4], row[4].replace("\x04", "<").replace("\x05", ">")) for row in rows
+            (
+                *row[:3],
+                timestamp(row[3]),
+                row[4].replace("\x04", "<").replace("\x05", ">"),
+            )
+            for row in rows
         ]
 
+    # Staticmethods: called per raw timestamp, so no bound-method lookup.
+    timestamp = staticmethod(timestamp)
 
-def check_capacity(orm_db: Any, needed: int) -> None:
-    """StartupError unless the server can give the service needed connections.
-
-    Pony keeps one connection per worker thread; a server that cannot give
-    one to each would fail requests under load instead of at start.
-    """
-    rows = orm_db.select(
-        "SELECT current_setting('max_connections')::int, "
-        "current_setting('superuser_reserved_connections')::int, "
-        "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
-    )
-    maximum, reserved, used = rows[0]
-    free = maximum - reserved - used
-    if needed > free:
-        raise StartupError(
-            f"PostgreSQL has room for {free} more connection(s) "
-            f"(max_connections {maximum}, {reserved} reserved, {used} in use); "
-            f"the service needs {needed} more (one per SERVICE_THREADS worker and "
-            "one for recording token use): lower SERVICE_THREADS or raise "
-            "max_connections"
-        )
+    @staticmethod
+    def timestamp_param(moment: datetime) -> datetime:
+        """moment as the naive UTC datetime a TIMESTAMP column compares with."""
+        return moment.astimezone(UTC).replace(tzinfo=None)

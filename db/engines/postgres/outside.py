@@ -14,12 +14,25 @@ from typing import Any
 
 import psycopg2
 
+from db.engines.base import sql
+from db.engines.base.migration import Migration
 from db.engines.postgres.tracking import INSERT, failure, transaction
 from db.errors import MigrationError
-from db.migrations.files import Migration
-from db.migrations.statements import concurrent_index
 
 log = logging.getLogger("db.migrate")
+
+
+def concurrent_index(statement: str) -> str | None:
+    """The index a CREATE INDEX CONCURRENTLY statement builds (None otherwise)."""
+    tokens = sql.significant(sql.tokenize(statement, "postgres"))
+    words = sql.words(tokens)
+    i = sql.skip(words, 1, "unique")
+    if words[:1] != ["create"] or words[i : i + 2] != ["index", "concurrently"]:
+        return None
+    i = sql.skip(words, i + 2, "if", "not", "exists")
+    if i >= len(tokens) or not tokens[i].is_name or words[i] == "on":
+        return None
+    return sql.name_at(tokens, i)[0]
 
 
 def index_valid(cur: Any, name: str) -> bool | None:

@@ -1,12 +1,8 @@
-"""Scratch databases: where files are applied to see what they create.
+"""PostgreSQL scratch databases: created, and dropped WITH (FORCE) afterwards.
 
-`check`, `baseline`, the lint and `makemigration` build the schema the
-migration files produce by running the runner itself on a scratch
-database of the same engine, never on the live one. SQLite: a file in a
-temporary folder. PostgreSQL: a database created (and dropped with
-FORCE afterwards) on a server: the one SERVICE_DATABASE_URL names, which
-needs a role that may CREATE DATABASE, or a throwaway server started for
-the purpose (pg_server.py).
+On a server: the one SERVICE_DATABASE_URL names, which needs a role that
+may CREATE DATABASE, or a throwaway server started for the purpose
+(server.py).
 """
 
 from __future__ import annotations
@@ -14,18 +10,17 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg2
 from psycopg2 import sql
 
-from db.engines.postgres import locks as pg_lock
+from db.engines.postgres.connection import connect
+from db.engines.postgres.server import throwaway_server
 from db.errors import MigrationError
-from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
+from db.target import PostgresTarget
 
 
 def with_database(target: PostgresTarget, name: str) -> PostgresTarget:
@@ -47,7 +42,7 @@ class ServerScratch:
         """An empty database of its own, dropped afterwards (WITH FORCE)."""
         base = (self.server.database or "postgres")[:30]
         name = f"{base}_scratch_{os.getpid()}_{secrets.token_hex(4)}"
-        admin = pg_lock.connect(self.server, "scratch")
+        admin = connect(self.server, "scratch")
         try:
             with admin.cursor() as cur:
                 try:
@@ -74,11 +69,10 @@ class ServerScratch:
 
 
 @contextlib.contextmanager
-def scratch_like(target: DatabaseTarget | Path) -> Iterator[DatabaseTarget]:
-    """An empty database of target's engine (and server), removed afterwards."""
-    if isinstance(target, PostgresTarget):
-        with ServerScratch(target).database() as scratch:
-            yield scratch
+def server_scratch(server: PostgresTarget | None) -> Iterator[ServerScratch]:
+    """Scratch databases on server, or on a throwaway server when None."""
+    if server is not None:
+        yield ServerScratch(server)
         return
-    with tempfile.TemporaryDirectory(prefix="migrations-scratch-") as folder:
-        yield SqliteTarget(Path(folder) / "scratch.sqlite3")
+    with throwaway_server() as throwaway:
+        yield ServerScratch(PostgresTarget(throwaway.url()))

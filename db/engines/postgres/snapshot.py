@@ -1,10 +1,10 @@
-"""PostgreSQL snapshots for the generator: the migrated schema and the entities'.
+"""PostgreSQL snapshots for makemigration's planner: tables plus their SQL.
 
 The migrated side is a scratch database the runner migrated; the
 entities' side is Pony's DDL for the postgres provider, run in pg_temp
 on a scratch database and rolled back. Pony's statements are kept by
-table: the generator writes them (CREATE TABLE, CREATE INDEX, ALTER
-TABLE ... ADD CONSTRAINT) rather than re-deriving DDL from introspection.
+table: the planner writes them (CREATE TABLE, CREATE INDEX, ALTER TABLE
+... ADD CONSTRAINT) rather than re-deriving DDL from introspection.
 """
 
 from __future__ import annotations
@@ -13,22 +13,18 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from pony import orm
-
-from db.engines.base import sql as sqltext
+from db.engines.base import sql
+from db.engines.base.migration import TRACKING_TABLES
 from db.engines.base.plan import Snapshot
 from db.engines.base.schema import SchemaObject
 from db.engines.base.sql import sql_string
 from db.engines.postgres import introspection as postgres_schema
-from db.engines.postgres import locks as pg_lock
-from db.engines.sqlite.snapshot import fills
+from db.engines.postgres.connection import connect
 from db.errors import MigrationError
-from db.migrations.backend import TRACKING_TABLES
-from db.schema.pony_ddl import DefineEntities, EntityDDL, entity_ddl
 from db.target import PostgresTarget
 
 
-def postgres_literal(value: Any) -> str | None:
+def literal(value: Any) -> str | None:
     """A stored value as a PostgreSQL literal (None: no literal for it)."""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
@@ -47,7 +43,7 @@ def postgres_literal(value: Any) -> str | None:
 
 def migrated_snapshot(target: PostgresTarget) -> Snapshot:
     """A migrated database's schema, tracking tables left out."""
-    con = pg_lock.connect(target, "makemigration")
+    con = connect(target, "makemigration")
     try:
         schema, indexes = postgres_schema.read_all(con, leave_out=TRACKING_TABLES)
     finally:
@@ -62,7 +58,7 @@ def _objects(
     objects: list[SchemaObject] = []
     extra: dict[str, list[str]] = {}
     for statement in statements:
-        tokens = sqltext.significant(sqltext.tokenize(statement, "postgres"))
+        tokens = sql.significant(sql.tokenize(statement, "postgres"))
         words = [t.name for t in tokens]
         if words[:2] == ["create", "table"]:
             objects.append(
@@ -81,31 +77,18 @@ def _objects(
     return tuple(objects), {k: tuple(v) for k, v in extra.items()}
 
 
-def entity_ddl_postgres(define: DefineEntities, scratch: PostgresTarget) -> EntityDDL:
-    """Pony's postgres DDL for the entities define declares."""
-    orm_db = orm.Database()
-    try:
-        define(orm_db)
-        orm_db.bind(provider="postgres", dsn=scratch.url)
-        try:
-            orm_db.generate_mapping(create_tables=False, check_tables=False)
-            return entity_ddl(orm_db)
-        finally:
-            orm_db.disconnect()
-    except orm.core.OrmError as ex:
-        raise MigrationError(f"the entities cannot be mapped: {ex}") from ex
-
-
-def entity_snapshot(define: DefineEntities, scratch: PostgresTarget) -> Snapshot:
-    """The schema Pony's postgres DDL creates for the entities, and its statements."""
-    ddl = entity_ddl_postgres(define, scratch)
-    statements = sqltext.split_postgres(ddl.script)
-    con = pg_lock.connect(scratch, "makemigration")
+def script_snapshot(
+    target: PostgresTarget,
+    script: str,
+    column_sql: dict[tuple[str, str], str],
+    fills: dict[tuple[str, str], str],
+) -> Snapshot:
+    """The schema a DDL script creates (in pg_temp on target), and its statements."""
+    statements = sql.split(script, "postgres")
+    con = connect(target, "makemigration")
     try:
         schema = postgres_schema.schema_of_script(con, statements)
     finally:
         con.close()
     objects, extra = _objects(statements)
-    return Snapshot(
-        schema.tables, objects, ddl.column_sql, fills(ddl, postgres_literal), extra
-    )
+    return Snapshot(schema.tables, objects, column_sql, fills, extra)

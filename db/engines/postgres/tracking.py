@@ -6,9 +6,13 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from db.domain.records import AppliedMigration
-from db.migrations.backend import HISTORY_TABLE, LOG_TABLE, shorten
-from db.migrations.files import Migration
+from db.engines.base.migration import (
+    HISTORY_TABLE,
+    LOG_TABLE,
+    AppliedMigration,
+    Migration,
+    shorten,
+)
 
 TRACKING_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (

@@ -11,13 +11,13 @@ passed integrity_check; every failure removes it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sqlite3
 import tempfile
 from pathlib import Path
 
-from db.engines.sqlite.connection import BUSY_TIMEOUT_MS, COMPANION_SUFFIXES
+from db.engines.base.backup import move_into_place
+from db.engines.sqlite.connection import COMPANION_SUFFIXES, connect_read_only
 from db.errors import DatabaseError
 
 # SQLite's journals of the temporary copy, removed with it on failure.
@@ -94,7 +94,7 @@ def backup(source: Path, target: Path, *, force: bool = False) -> str:
     try:
         result = _copy(source, partial)
         if result == "ok":
-            _move_into_place(partial, final, force=force)
+            move_into_place(partial, final, force=force, refused=BackupTargetError)
         return result
     except (sqlite3.Error, OSError) as ex:
         raise DatabaseError(str(ex)) from ex
@@ -105,9 +105,7 @@ def backup(source: Path, target: Path, *, force: bool = False) -> str:
 
 
 def _copy(source: Path, partial: Path) -> str:
-    src = sqlite3.connect(
-        f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
-    )
+    src = connect_read_only(source)
     try:
         dst = sqlite3.connect(partial)
         try:
@@ -119,25 +117,3 @@ def _copy(source: Path, partial: Path) -> str:
             dst.close()
     finally:
         src.close()
-
-
-def _move_into_place(partial: Path, final: Path, *, force: bool) -> None:
-    if force:
-        os.replace(partial, final)
-        return
-    try:
-        # link() never replaces: of two backups racing to one new name, one wins.
-        os.link(partial, final)
-    except FileExistsError as ex:
-        raise BackupTargetError(
-            f"backup target {final} appeared meanwhile; pass --force to replace it"
-        ) from ex
-    except OSError as ex:
-        if ex.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        # A filesystem without hard links: check, then rename (a small race).
-        if final.exists():
-            raise BackupTargetError(
-                f"backup target {final} appeared meanwhile; pass --force to replace it"
-            ) from ex
-        os.replace(partial, final)

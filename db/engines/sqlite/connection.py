@@ -1,34 +1,17 @@
-"""The SQLite seam: connections, PRAGMAs, locks, maintenance (backups: sqlite_backup).
+"""SQLite connections: the PRAGMAs every one gets, plain ones, maintenance.
 
-The rest of db/ asks this module (and sqlite_schema for introspection)
-rather than running sqlite3 PRAGMAs itself, so a second engine is a
-sibling module, not a change to the callers.
+Pony's connections get the PRAGMAs from an on_connect hook; the runner,
+the schema check and maintenance open plain sqlite3 connections here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import logging
 import os
 import sqlite3
-import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from db.errors import (
-    BusyError,
-    ConflictError,
-    DatabaseError,
-    StorageError,
-    StorageFullError,
-)
-
-log = logging.getLogger(__name__)
-
+from db.errors import StorageError
 
 BUSY_TIMEOUT_MS = 5000
 # Files beside the database that belong to it: SQLite's own, and ours.
@@ -38,26 +21,6 @@ COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", MIGRATION_LOCK_SUFFIX)
 # at BEGIN (waiting up to busy_timeout), so a transaction never fails at its
 # first write after having read a snapshot another writer made stale.
 BEGIN_WRITE = "BEGIN IMMEDIATE"
-
-
-def to_stored(moment: datetime) -> str:
-    """An aware datetime as the naive UTC text Pony stores on SQLite."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    # Positional arguments and slicing off "+00:00": half the time of
-    # replace(tzinfo=None).isoformat(sep=..., timespec=...).
-    return moment.isoformat(" ", "microseconds")[:-6]
-
-
-def from_stored(stored: str) -> datetime:
-    """Stored timestamp text (naive UTC, as Pony writes it) as an aware datetime."""
-    try:
-        moment = datetime.fromisoformat(stored + "+00:00")
-    except ValueError:  # not written by us: an offset or a 'Z' of its own
-        moment = datetime.fromisoformat(stored)
-    if moment.tzinfo is None:  # a bare date ignores the appended offset
-        return moment.replace(tzinfo=UTC)
-    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def connection_pragmas(synchronous: str = "NORMAL") -> tuple[str, ...]:
@@ -137,36 +100,6 @@ def read_pragmas(con: Any) -> dict[str, Any]:
     return {name: con.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
 
 
-@contextlib.contextmanager
-def migration_lock(path: Path, timeout: float = 120.0) -> Iterator[None]:
-    """Hold an exclusive OS lock beside the database file for a migration run.
-
-    flock() belongs to the open file description, so the kernel drops it when
-    the holder dies: a crashed migrator can never leave a stale lock behind.
-    """
-    lock_path = path.with_name(path.name + MIGRATION_LOCK_SUFFIX)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as ex:
-                if ex.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"another process held {lock_path} for over {timeout:.0f} s"
-                    ) from ex
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def file_identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of the file at path, or None when there is none.
 
@@ -204,40 +137,3 @@ def shutdown_maintenance(path: Path) -> tuple[int, int, int]:
             con.close()
     except sqlite3.Error as ex:
         raise StorageError(f"{path}: {ex}") from ex
-
-
-# What the sqlite3 module raises, for code that must not import it.
-ERROR = sqlite3.Error
-
-
-def classify(error: sqlite3.Error) -> type[DatabaseError] | None:
-    """What an SQLite error means for the caller, from its result code.
-
-    Busy and locked: another writer held on past busy_timeout. Full: no
-    space for the write. I/O errors, a read-only or vanished file, a
-    corrupt one: the machine failed, not the request. Constraints: the
-    change conflicts with stored data. None: a programming error.
-    """
-    name = getattr(error, "sqlite_errorname", "") or ""
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (
-        not name and "database is locked" in str(error)
-    ):
-        return BusyError
-    if name == "SQLITE_FULL":
-        return StorageFullError
-    if name.startswith(
-        (
-            "SQLITE_IOERR",
-            "SQLITE_READONLY",
-            "SQLITE_CANTOPEN",
-            "SQLITE_CORRUPT",
-            "SQLITE_NOTADB",
-            "SQLITE_PROTOCOL",
-        )
-    ):
-        return StorageError
-    if name.startswith("SQLITE_CONSTRAINT") or isinstance(
-        error, sqlite3.IntegrityError
-    ):
-        return ConflictError
-    return None

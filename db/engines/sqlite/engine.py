@@ -1,102 +1,30 @@
-"""SQLite as the service's engine: migrate, bind, check, serve, close one file."""
+"""SQLite as an Engine: one file, WAL, PRAGMAs on every connection.
+
+What the runtime asks (bind, start-up maintenance, the write gate, the
+deleted-file fault, the shutdown checkpoint) and what the tooling asks
+(the runner's backend, introspection, the planner) of one SQLite file;
+each answered by the module of this package that holds it.
+"""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pony import orm
-
-from db import migrate as migrations_module
-from db.engines.base.engine import (
-    SNIPPET_CLOSE,
-    SNIPPET_OPEN,
-    SNIPPET_WORDS,
-    MigrateMode,
-    Row,
-)
-from db.engines.sqlite import connection as sqlite
+from db.engines.base.gates import SerialGate, WriteGate
+from db.engines.base.migration import TRACKING_TABLES, Backend
+from db.engines.base.plan import Plan, Snapshot
+from db.engines.base.schema import Schema
+from db.engines.sqlite import connection, planner, snapshot
 from db.engines.sqlite import introspection as sqlite_schema
-from db.errors import SchemaMismatchError, StartupError, StorageError
-from db.migrate import Migration
-from db.schema import check as schemacheck
-from db.schema.pony_ddl import create_script
-from db.session import SerialGate, WriteGate
+from db.engines.sqlite.migration_backend import SqliteBackend
+from db.engines.sqlite.operations import SqliteDialect
+from db.errors import StartupError, StorageError
+from db.target import SqliteTarget
 
 log = logging.getLogger("db.database")
-
-
-def fts_query(terms: list[str]) -> str:
-    """Terms as an FTS5 query of quoted strings, all required.
-
-    Each term becomes one FTS5 string ("..." with " doubled), so operators
-    (AND, OR, NOT, NEAR), column filters, '*', '^', parentheses and quotes
-    from users are searched as text, never parsed.
-    """
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
-class SqliteDialect:
-    """What the domain code asks of SQLite."""
-
-    name: Literal["sqlite"] = "sqlite"
-
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""
-
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
-    ) -> list[Row]:
-        """FTS5 MATCH over messages_fts, joined to the user's memberships, by rank."""
-        rows: list[Row] = orm_db.select(
-            "SELECT m.id, m.conversation_id, u.handle, m.created_at, "
-            "snippet(messages_fts, 0, $open_, $close, '…', $words) "
-            "FROM messages_fts "
-            "JOIN messages m ON m.id = messages_fts.rowid "
-            "JOIN memberships mb ON mb.conversation_id = m.conversation_id "
-            "AND mb.user_id = $user_id "
-            "JOIN users u ON u.id = m.author_id "
-            "WHERE messages_fts MATCH $query "
-            "ORDER BY messages_fts.rank LIMIT $limit",
-            {
-                "open_": SNIPPET_OPEN,
-                "close": SNIPPET_CLOSE,
-                "words": SNIPPET_WORDS,
-                "user_id": user_id,
-                "query": fts_query(terms),
-                "limit": limit,
-            },
-        )
-        return rows
-
-
-def expected_schema(orm_db: orm.Database) -> dict[str, sqlite_schema.Table]:
-    """The schema Pony's own DDL creates for the mapped entities."""
-    return sqlite_schema.schema_of_script(create_script(orm_db))
-
-
-def check_schema(orm_db: orm.Database, path: Path) -> None:
-    """Map orm_db's entities on the file at path; refuse a schema that differs.
-
-    generate_mapping(check_tables=True) notices missing tables and columns
-    only; the comparison with Pony's own DDL covers types, NOT NULL, keys,
-    uniques and foreign keys.
-    """
-    try:
-        orm_db.generate_mapping(create_tables=False, check_tables=True)
-    except Exception as ex:
-        raise SchemaMismatchError(f"schema does not match the entities: {ex}") from ex
-    con = sqlite.connect(path)
-    try:
-        actual = sqlite_schema.read_schema(con)
-    finally:
-        con.close()
-    problems = schemacheck.compare(expected_schema(orm_db), actual)
-    if problems:
-        raise SchemaMismatchError(
-            "schema does not match the entities: " + "; ".join(problems)
-        )
 
 
 class SqliteEngine:
@@ -109,44 +37,42 @@ class SqliteEngine:
         self.synchronous = synchronous
         self._identity: tuple[int, int] | None = None
 
+    @property
+    def target(self) -> SqliteTarget:
+        """The file."""
+        return SqliteTarget(self.path)
+
     def describe(self) -> str:
         """The file, for logs."""
         return str(self.path)
 
-    def migrate(self, migrations: list[Migration], mode: MigrateMode) -> None:
-        """Apply pending migrations (apply), refuse any (verify), or only check (off)."""
-        if mode == "off":
-            if not self.path.exists():
-                raise StartupError(
-                    f"database file {self.path} does not exist (SERVICE_MIGRATE=off)"
-                )
-            # Off means "do not touch the schema", not "ignore edits".
-            migrations_module.inspect(self.path, migrations)
-            return
-        migrations_module.migrate(
-            self.path, migrations, apply=mode == "apply", synchronous=self.synchronous
-        )
+    def migrations(self) -> Backend:
+        """The runner on this file, with the service's synchronous setting."""
+        return SqliteBackend(self.path, self.synchronous)
 
-    def bind(self, orm_db: orm.Database) -> None:
+    def require_database(self) -> None:
+        """StartupError when the file does not exist (SERVICE_MIGRATE=off)."""
+        if not self.path.exists():
+            raise StartupError(
+                f"database file {self.path} does not exist (SERVICE_MIGRATE=off)"
+            )
+
+    def bind(self, orm_db: Any) -> None:
         """Bind orm_db (entities defined, hooks installed) to the file."""
-        sqlite.install_pragmas(orm_db, self.synchronous)  # before bind()
+        connection.install_pragmas(orm_db, self.synchronous)  # before bind()
         try:
             # Absolute path: Pony resolves a relative one against the caller.
             orm_db.bind(
                 provider="sqlite",
                 filename=str(self.path),
                 create_db=False,
-                timeout=sqlite.BUSY_TIMEOUT_MS / 1000,
+                timeout=connection.BUSY_TIMEOUT_MS / 1000,
                 # Database.close() closes every thread's connection itself.
                 check_same_thread=False,
             )
         except Exception as ex:
             raise StartupError(f"cannot open {self.path}: {ex}") from ex
-        self._identity = sqlite.file_identity(self.path)
-
-    def check_schema(self, orm_db: orm.Database) -> None:
-        """Map the entities; SchemaMismatchError naming what differs, if anything."""
-        check_schema(orm_db, self.path)
+        self._identity = connection.file_identity(self.path)
 
     def gate(self, timeout: float) -> WriteGate:
         """One writer at a time in this process, waiting at most timeout."""
@@ -154,15 +80,15 @@ class SqliteEngine:
 
     def started(self, orm_db: Any) -> None:
         """Let SQLite gather the statistics a long-lived connection needs."""
-        con = sqlite.connect(self.path, self.synchronous)
+        con = connection.connect(self.path, self.synchronous)
         try:
-            sqlite.startup_maintenance(con)
+            connection.startup_maintenance(con)
         finally:
             con.close()
 
     def fault(self) -> str | None:
         """Why the file cannot serve: deleted or replaced since it was opened."""
-        if sqlite.file_identity(self.path) != self._identity:
+        if connection.file_identity(self.path) != self._identity:
             return (
                 f"the database file {self.path} was deleted or replaced "
                 "after the service opened it"
@@ -172,7 +98,7 @@ class SqliteEngine:
     def closed(self) -> None:
         """Optimize and checkpoint the WAL once every connection is closed."""
         try:
-            busy, wal_pages, moved = sqlite.shutdown_maintenance(self.path)
+            busy, wal_pages, moved = connection.shutdown_maintenance(self.path)
         except StorageError as ex:
             # A full disk or a vanished file must not turn a clean stop
             # into a crash: the WAL is recovered at the next open.
@@ -188,3 +114,42 @@ class SqliteEngine:
                 }
             },
         )
+
+    def bind_scratch(self, orm_db: Any) -> None:
+        """Bind orm_db to the file for the tooling (created when missing)."""
+        orm_db.bind(provider="sqlite", filename=str(self.path), create_db=True)
+
+    def schema_tables(self, script: str) -> tuple[Schema, Schema]:
+        """The tables script creates in memory, and the file's own."""
+        expected = sqlite_schema.schema_of_script(script)
+        con = connection.connect(self.path)
+        try:
+            actual = sqlite_schema.read_schema(con)
+        finally:
+            con.close()
+        return expected, {k: t for k, t in actual.items() if k not in TRACKING_TABLES}
+
+    def snapshot(self) -> Snapshot:
+        """The file's schema for the planner."""
+        con = sqlite3.connect(self.path)
+        try:
+            return snapshot.snapshot_sqlite(con)
+        finally:
+            con.close()
+
+    def script_snapshot(
+        self,
+        script: str,
+        column_sql: dict[tuple[str, str], str],
+        fills: dict[tuple[str, str], str],
+    ) -> Snapshot:
+        """The schema a DDL script creates, in memory."""
+        return snapshot.script_snapshot(script, column_sql, fills)
+
+    def literal(self, value: Any) -> str | None:
+        """A stored value as an SQLite literal."""
+        return snapshot.literal(value)
+
+    def plan(self, old: Snapshot, new: Snapshot) -> Plan:
+        """ALTER TABLE where it can, the 12-step rebuild where it cannot."""
+        return planner.diff(old, new)

@@ -1,8 +1,8 @@
-"""SQLite schema introspection and SQL text helpers for migrations.
+"""SQLite schema introspection, into the model of db/engines/base/schema.py.
 
-Statement splitting, the statements a migration must not contain, the
-foreign-key switch around rebuilds, and what PRAGMA table_xinfo,
-index_list and foreign_key_list say about each table.
+What PRAGMA table_xinfo, index_list and foreign_key_list say about each
+table, the views, triggers and virtual tables by their SQL, and the
+foreign-key switch around rebuilds.
 """
 
 from __future__ import annotations
@@ -13,58 +13,16 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-# The model the introspection fills, importable from here as before.
-from db.engines.base.schema import Column as Column
-from db.engines.base.schema import ForeignKey as ForeignKey
-from db.engines.base.schema import FullSchema
-from db.engines.base.schema import Index as Index
-from db.engines.base.schema import SchemaObject as SchemaObject
-from db.engines.base.schema import Table as Table
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split a script into complete statements, trigger bodies kept whole.
-
-    sqlite3.complete_statement() knows comments, quotes and BEGIN...END, so
-    pieces are joined at each ';' until SQLite says the statement is complete.
-    Comment-only remainders are dropped.
-    """
-    statements: list[str] = []
-    buffer = ""
-    for piece in sql.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            if strip_comments(buffer).strip(" \t\r\n;"):
-                statements.append(buffer.strip())
-            buffer = ""
-    if strip_comments(buffer).strip(" \t\r\n;"):
-        # complete_statement() never accepted it: unterminated quote or
-        # trigger; hand it to SQLite so the error names the real problem.
-        statements.append(buffer.rstrip(";").strip())
-    return statements
-
-
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
-
-
-def strip_comments(sql: str) -> str:
-    """Remove SQL comments (good enough for classifying a statement)."""
-    return _COMMENTS.sub(" ", sql)
-
-
-# Statements a migration file must not contain: each would break the
-# runner's transaction or cannot run inside one.
-_FORBIDDEN = re.compile(
-    r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE|VACUUM|"
-    r"PRAGMA\s+(\w+\.)?(foreign_keys|journal_mode|legacy_alter_table)\b)",
-    re.IGNORECASE,
+from db.engines.base import sql
+from db.engines.base.schema import (
+    Column,
+    ForeignKey,
+    FullSchema,
+    Index,
+    SchemaObject,
+    Table,
 )
-
-
-def forbidden_statement(statement: str) -> str | None:
-    """Name the transaction-breaking keyword a statement starts with."""
-    match = _FORBIDDEN.match(strip_comments(statement))
-    return " ".join(match.group(0).split()).upper() if match else None
+from db.engines.base.sql import quote_identifier
 
 
 @contextlib.contextmanager
@@ -136,10 +94,6 @@ def virtual_tables(con: sqlite3.Connection) -> set[str]:
     return found
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def read_schema(con: sqlite3.Connection) -> dict[str, Table]:
     """Introspect every user table but virtual ones, keyed by lower-cased name."""
     schema: dict[str, Table] = {}
@@ -147,7 +101,7 @@ def read_schema(con: sqlite3.Connection) -> dict[str, Table]:
     for name in user_tables(con):
         if name.lower() in virtual:
             continue
-        quoted = _quote(name)
+        quoted = quote_identifier(name)
         columns = tuple(
             Column(r[1], " ".join(str(r[2]).upper().split()), bool(r[3]), r[4], r[5])
             for r in con.execute(f"PRAGMA table_xinfo({quoted})")
@@ -158,7 +112,10 @@ def read_schema(con: sqlite3.Connection) -> dict[str, Table]:
             f"PRAGMA index_list({quoted})"
         ):
             cols = tuple(
-                r[2] for r in con.execute(f"PRAGMA index_info({_quote(index_name)})")
+                r[2]
+                for r in con.execute(
+                    f"PRAGMA index_info({quote_identifier(index_name)})"
+                )
             )
             indexes.append(Index(index_name, cols, bool(unique), origin))
         foreign_keys = tuple(
@@ -204,7 +161,7 @@ def schema_of_script(script: str) -> dict[str, Table]:
     """Introspect the schema a DDL script creates, on a scratch database."""
     con = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        for statement in split_statements(script):
+        for statement in sql.split(script, "sqlite"):
             con.execute(statement)
         return read_schema(con)
     finally:
@@ -230,11 +187,6 @@ def schema_objects(con: sqlite3.Connection) -> list[SchemaObject]:
     ]
 
 
-def quote_identifier(name: str) -> str:
-    """Quote a table, column or index name for SQL text."""
-    return _quote(name)
-
-
 # ALTER TABLE ADD COLUMN refuses these defaults ("non-constant default").
 _NON_CONSTANT_DEFAULT = re.compile(
     r"^\s*(\(|CURRENT_TIME\b|CURRENT_DATE\b|CURRENT_TIMESTAMP\b)", re.I
@@ -249,6 +201,8 @@ def is_constant_default(default: str | None) -> bool:
 def has_autoincrement(create_table_sql: str) -> bool:
     """Whether a CREATE TABLE statement declares an AUTOINCREMENT key."""
     return (
-        re.search(r"\bAUTOINCREMENT\b", strip_comments(create_table_sql), re.I)
+        re.search(
+            r"\bAUTOINCREMENT\b", sql.strip_comments(create_table_sql, "sqlite"), re.I
+        )
         is not None
     )

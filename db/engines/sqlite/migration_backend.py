@@ -14,23 +14,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from db.domain.records import AppliedMigration
-from db.engines.base.schema import FullSchema
-from db.engines.base.sql import Dialect
-from db.engines.sqlite import connection as sqlite
-from db.engines.sqlite import introspection as sqlite_schema
-from db.errors import MigrationError
-from db.migrations.backend import (
+from db.engines.base.migration import (
     HISTORY_TABLE,
     LOG_TABLE,
     TRACKING_TABLES,
+    AppliedMigration,
+    Migration,
     Record,
     actor,
     now,
     shorten,
     statements_shown,
 )
-from db.migrations.files import Migration
+from db.engines.base.schema import FullSchema
+from db.engines.base.sql import Dialect
+from db.engines.sqlite import connection as sqlite
+from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite.locks import migration_lock
+from db.errors import MigrationError
 
 _TRACKING_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
@@ -251,7 +252,7 @@ class SqliteBackend:
     def session(self, lock_timeout: float) -> Iterator[SqliteSession]:
         """The flock beside the file, then the runner's own connection."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite.migration_lock(self.path, lock_timeout):
+        with migration_lock(self.path, lock_timeout):
             con = sqlite.connect(self.path, self.synchronous)
             try:
                 yield SqliteSession(con)
@@ -260,7 +261,7 @@ class SqliteBackend:
 
     @contextlib.contextmanager
     def _read_only(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+        con = sqlite.connect_read_only(self.path)
         try:
             yield con
         finally:

@@ -1,10 +1,8 @@
-"""The schema the entities need, from Pony's own DDL on a scratch database.
+"""SQLite snapshots for makemigration's planner: tables plus their SQL.
 
-Pony's CREATE script runs on a scratch database of the same engine and
-is introspected like the migrated one, so both sides of a comparison are
-read the same way. The snapshot also carries what the generator needs
-beyond the schema: each column's definition and the value existing rows
-get when a column becomes NOT NULL.
+The migrated side is a scratch file the runner migrated; the entities'
+side is Pony's DDL run on an in-memory database. Both are introspected
+the same way (introspection.py), the tracking tables left out.
 """
 
 from __future__ import annotations
@@ -12,20 +10,16 @@ from __future__ import annotations
 import sqlite3
 from datetime import date, datetime, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from pony import orm
-
+from db.engines.base import sql
+from db.engines.base.migration import TRACKING_TABLES
 from db.engines.base.plan import Snapshot
 from db.engines.base.sql import sql_string
 from db.engines.sqlite import introspection as sqlite_schema
-from db.errors import MigrationError
-from db.migrations.backend import TRACKING_TABLES
-from db.schema.pony_ddl import DefineEntities, EntityDDL, entity_ddl
 
 
-def sqlite_literal(value: Any) -> str | None:
+def literal(value: Any) -> str | None:
     """A stored value as an SQLite literal (None: no literal for it)."""
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -40,19 +34,6 @@ def sqlite_literal(value: Any) -> str | None:
     if isinstance(value, bytes):
         return f"X'{value.hex()}'"
     return None
-
-
-def fills(ddl: EntityDDL, literal: Any) -> dict[tuple[str, str], str]:
-    """Column -> the SQL that fills its existing rows, where the entities give one."""
-    found: dict[tuple[str, str], str] = {}
-    for key, default in ddl.defaults.items():
-        if default.sql is not None:
-            found[key] = default.sql
-        elif not default.computed:
-            text = literal(default.value)
-            if text is not None:
-                found[key] = text
-    return found
 
 
 def snapshot_sqlite(
@@ -74,32 +55,16 @@ def snapshot_sqlite(
     return Snapshot(tables, objects, column_sql or {}, column_fills or {})
 
 
-def entity_ddl_sqlite(define: DefineEntities, scratch: Path) -> EntityDDL:
-    """Pony's SQLite DDL for the entities define declares."""
-    orm_db = orm.Database()
-    try:
-        define(orm_db)
-        orm_db.bind(
-            provider="sqlite",
-            filename=str((scratch / "entities.sqlite3").resolve()),
-            create_db=True,
-        )
-        try:
-            orm_db.generate_mapping(create_tables=False, check_tables=False)
-            return entity_ddl(orm_db)
-        finally:
-            orm_db.disconnect()
-    except orm.core.OrmError as ex:
-        raise MigrationError(f"the entities cannot be mapped: {ex}") from ex
-
-
-def entity_snapshot_sqlite(define: DefineEntities, scratch: Path) -> Snapshot:
-    """The SQLite schema Pony's own DDL creates for the entities."""
-    ddl = entity_ddl_sqlite(define, scratch)
+def script_snapshot(
+    script: str,
+    column_sql: dict[tuple[str, str], str],
+    fills: dict[tuple[str, str], str],
+) -> Snapshot:
+    """The schema a DDL script creates, on an in-memory database."""
     con = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        for statement in sqlite_schema.split_statements(ddl.script):
+        for statement in sql.split(script, "sqlite"):
             con.execute(statement)
-        return snapshot_sqlite(con, ddl.column_sql, fills(ddl, sqlite_literal))
+        return snapshot_sqlite(con, column_sql, fills)
     finally:
         con.close()

@@ -1,4 +1,8 @@
-"""Timestamps: the text stored in SQLite and the ISO 8601 the API answers."""
+"""Timestamps: the text stored in SQLite and the ISO 8601 the API answers.
+
+The text codec is db/engines/base/operations.py's (what crosses the
+engine interface as text); aware() is the domain's, for entity values.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from pony.orm import db_session
 
 from db.database import Database
 from db.domain.timestamps import aware
-from db.engines.sqlite.connection import from_stored, to_stored
+from db.engines.base.operations import parse_timestamp as from_stored
+from db.engines.base.operations import timestamp_text as to_stored
 from service.params import utc_iso
 
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -79,7 +84,8 @@ def test_entities_and_raw_rows_agree_on_stored_timestamps(database: Database) ->
             "SELECT updated_at FROM app_metadata WHERE key = 'k'"
         )
         assert database.metadata.get("p").updated_at == pony_moment.replace(tzinfo=UTC)
-    assert via_entity == aware(raw) == written.updated_at
+    assert via_entity == database.engine.dialect.timestamp(raw) == written.updated_at
+    assert aware(pony_moment) == pony_moment.replace(tzinfo=UTC)
     assert via_entity.tzinfo is UTC
 
 

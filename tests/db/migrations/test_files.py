@@ -211,7 +211,7 @@ def test_postgres_statements_split_outside_quotes() -> None:
         "SELECT CASE WHEN true THEN 2 END; END;\n"
         "-- only a comment;\n"
     )
-    statements = sqltext.split_postgres(script)
+    statements = sqltext.split(script, "postgres")
     assert len(statements) == 4
     assert statements[0] == "INSERT INTO t VALUES ('a;b', E'it\\'s;')"
     assert statements[1].endswith("$body$ LANGUAGE sql")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from db import migrate as m
-from db.engines.postgres.scratch import scratch_like
 from db.migrations import lint
+from db.migrations.scratch import scratch_like
 from db.target import SqliteTarget
 from tests.helpers import (
     LATEST,

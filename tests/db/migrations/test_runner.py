@@ -284,6 +284,7 @@ def test_schema_check_on_both_engines(engine: Engine) -> None:
     from pony import orm
 
     from db.domain.entities import define_entities
+    from db.engines import engine_for
     from db.schema.check import schema_problems
 
     engine.migrate(engine.folder())
@@ -297,7 +298,7 @@ def test_schema_check_on_both_engines(engine: Engine) -> None:
             orm_db.bind(provider="sqlite", filename=str(engine.target.path))
         try:
             orm_db.generate_mapping(create_tables=False, check_tables=True)
-            return schema_problems(orm_db, engine.target)
+            return schema_problems(orm_db, engine_for(engine.target))
         finally:
             orm_db.disconnect()
 

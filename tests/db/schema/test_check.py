@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from db.database import entity_schema_problems, open_database
+from db.database import open_database
+from db.engines import scratch_source
 from db.errors import SchemaMismatchError
 from db.migrate import discover
+from db.schema.check import migrations_problems
 from tests.helpers import copy_migrations, needs_postgres_binaries, run_cli, service_env
 
 
@@ -124,7 +126,8 @@ def test_harmless_extras_are_accepted(tmp_path: Path) -> None:
 
 def test_project_migrations_match_entities(tmp_path: Path) -> None:
     """The shipped migrations produce exactly the schema the entities expect."""
-    assert entity_schema_problems(discover(), tmp_path / "scratch.sqlite3") == []
+    with scratch_source("sqlite") as source:
+        assert migrations_problems(discover(), source) == []
 
 
 def test_serve_refuses_mismatch_with_one_line(tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from pony import orm
 
-from db.database import check_schema
-from db.engines.postgres.scratch import scratch_like
+from db.engines import engine_for
 from db.errors import MigrationError
 from db.migrate import discover, migrate
 from db.migrations import lint
+from db.migrations.scratch import scratch_like
+from db.schema.check import check_mapping
 from db.schema.makemigration import plan_migration, render, write_migration
 from db.target import SqliteTarget
 from tests.helpers import (
@@ -164,7 +165,7 @@ def assert_startup_check_accepts(path: Path, define: Define) -> None:
     define(orm_db)
     orm_db.bind(provider="sqlite", filename=str(path.resolve()))
     try:
-        check_schema(orm_db, path)
+        check_mapping(orm_db, engine_for(SqliteTarget(path)))
     finally:
         orm_db.disconnect()
 

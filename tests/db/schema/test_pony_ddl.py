@@ -8,8 +8,10 @@ from typing import Any
 
 from pony import orm
 
-from db.engines.sqlite.snapshot import entity_ddl_sqlite
+from db.engines import engine_for
+from db.schema.expected import entity_ddl_on
 from db.schema.pony_ddl import ColumnDefault
+from db.target import SqliteTarget
 
 
 def _define(db: orm.Database) -> dict[str, Any]:
@@ -27,7 +29,9 @@ def _define(db: orm.Database) -> dict[str, Any]:
 
 def test_entity_ddl_reads_columns_and_defaults(tmp_path: Path) -> None:
     """Column DDL and defaults (constant, implicit '', sql_default, callable) come through."""
-    ddl = entity_ddl_sqlite(_define, tmp_path)
+    ddl = entity_ddl_on(
+        _define, engine_for(SqliteTarget(tmp_path / "entities.sqlite3"))
+    )
     assert 'CREATE TABLE "things"' in ddl.script
     assert ddl.column_sql[("things", "label")] == '"label" TEXT NOT NULL'
     assert ddl.column_sql[("things", "size")] == '"size" INTEGER DEFAULT 7 NOT NULL'

@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 
 from db import migrate as m
+from db.engines.postgres import connection
 from db.engines.postgres import locks as pg_lock
 from db.errors import MigrationError
 from db.target import PostgresTarget
@@ -129,7 +130,7 @@ def test_killed_runner_leaves_nothing_half_applied(pg_url: str, tmp_path: Path) 
 def test_the_lock_is_polled_and_its_holder_named(pg_url: str, tmp_path: Path) -> None:
     """Another run holding the advisory lock: this one waits, then gives up naming the holder."""
     folder = copy_migrations(tmp_path / "mig")
-    holder = pg_lock.connect(PostgresTarget(pg_url), "holder")
+    holder = connection.connect(PostgresTarget(pg_url), "holder")
     try:
         with holder.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (pg_lock.lock_key(holder),))

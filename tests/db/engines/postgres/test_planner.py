@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 from pony import orm
 
+from db.engines import engine_for
 from db.engines.postgres.scratch import ServerScratch
 from db.errors import MigrationError
 from db.migrate import discover, migrate
@@ -66,7 +67,7 @@ class PgProject:
         orm_db.bind(provider="postgres", dsn=self.target.url)
         try:
             orm_db.generate_mapping(create_tables=False, check_tables=True)
-            return schema_problems(orm_db, self.target)
+            return schema_problems(orm_db, engine_for(self.target))
         finally:
             orm_db.disconnect()
 

@@ -1,58 +1,18 @@
-"""What each engine accepts in a migration file, checked when it is read.
+"""What a migration file may hold on PostgreSQL, checked when it is read.
 
-Both refuse transaction control (the runner owns the transaction). SQLite
-refuses the PRAGMAs and VACUUM that cannot run inside one, and has no
-`transaction=off`; PostgreSQL refuses statements that cannot run inside a
-transaction unless they stand alone in a `transaction=off` file.
+No transaction control (the runner owns the transaction) and no session
+settings that would outlive the file; statements that cannot run inside
+a transaction only alone, in a `transaction=off` file.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
 
-from db.engines.base import sql as sqltext
-from db.engines.base.sql import Dialect
-from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.base import sql
+from db.engines.base.migration import Header
 from db.errors import MigrationError
-from db.migrations.headers import Header
-
-
-class Rules(Protocol):
-    """One engine's reading of a file: its statements, or MigrationError."""
-
-    def check(self, name: str, text: str, header: Header) -> list[str]:
-        """Split text into statements and refuse what the engine cannot run."""
-        ...
-
-
-class SqliteRules:
-    """SQLite: one BEGIN IMMEDIATE transaction per file, always."""
-
-    def check(self, name: str, text: str, header: Header) -> list[str]:
-        """Split with sqlite3.complete_statement() and refuse what breaks the transaction."""
-        if not header.transaction:
-            raise MigrationError(
-                f"{name}: transaction=off is for PostgreSQL statements such as "
-                "CREATE INDEX CONCURRENTLY; SQLite runs every file in one "
-                "transaction (put the statement in the file's .postgres.sql half)"
-            )
-        statements = sqlite_schema.split_statements(text)
-        for number, statement in enumerate(statements, 1):
-            keyword = sqlite_schema.forbidden_statement(statement)
-            if keyword:
-                hint = (
-                    "; declare '-- migrate: foreign_keys=off' in the header instead"
-                    if "FOREIGN_KEYS" in keyword
-                    else "; the runner owns the transaction"
-                )
-                raise MigrationError(
-                    f"{name}: statement {number} uses {keyword}, which a migration "
-                    f"must not contain{hint}"
-                )
-        return statements
-
 
 # Transaction control: the runner owns the transaction.
 _PG_TRANSACTION = re.compile(
@@ -72,7 +32,7 @@ _PG_OUTSIDE = re.compile(
 
 def _words(statement: str) -> str:
     """The statement's significant tokens, upper-cased words, one space apart."""
-    tokens = sqltext.significant(sqltext.tokenize(statement, "postgres"))
+    tokens = sql.significant(sql.tokenize(statement, "postgres"))
     return " ".join(t.text.upper() if t.kind == "word" else t.text for t in tokens)
 
 
@@ -87,7 +47,7 @@ class PostgresRules:
 
     def check(self, name: str, text: str, header: Header) -> list[str]:
         """Split outside quotes and dollar quotes; refuse transaction control."""
-        statements = sqltext.split_postgres(text)
+        statements = sql.split(text, "postgres")
         for number, statement in enumerate(statements, 1):
             words = _words(statement)
             where = f"{name}: statement {number}"
@@ -125,11 +85,3 @@ class PostgresRules:
                 f"(found {len(statements)}), so that it is never half applied"
             )
         return statements
-
-
-_RULES: dict[Dialect, Rules] = {"sqlite": SqliteRules(), "postgres": PostgresRules()}
-
-
-def for_dialect(dialect: Dialect) -> Rules:
-    """The file rules of one engine."""
-    return _RULES[dialect]
