@@ -31,68 +31,15 @@ from db.engines.base.sql import Dialect
 from db.engines.sqlite import connection as sqlite
 from db.engines.sqlite import introspection as sqlite_schema
 from db.engines.sqlite.locks import migration_lock
+from db.engines.sqlite.tracking import (
+    ADDED_COLUMNS,
+    INSERT,
+    TRACKING_DDL,
+    has_table,
+    read_history,
+    write,
+)
 from db.errors import MigrationError
-
-_TRACKING_DDL = (
-    f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
-        version INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        checksum TEXT NOT NULL,
-        applied_at TEXT NOT NULL,
-        execution_ms REAL NOT NULL,
-        dialect TEXT NOT NULL DEFAULT 'sqlite',
-        how TEXT NOT NULL DEFAULT 'applied'
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
-        id INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        version INTEGER,
-        action TEXT NOT NULL,
-        detail TEXT NOT NULL
-    )""",
-)
-# Columns added after the first release; older history tables get them.
-_ADDED_COLUMNS = (
-    ("dialect", "TEXT NOT NULL DEFAULT 'sqlite'"),
-    ("how", "TEXT NOT NULL DEFAULT 'applied'"),
-)
-_INSERT = (
-    f"INSERT INTO {HISTORY_TABLE} "
-    "(version, name, checksum, applied_at, execution_ms, dialect, how) "
-    "VALUES (?, ?, ?, ?, ?, 'sqlite', ?)"
-)
-
-
-def _has_table(con: sqlite3.Connection, name: str) -> bool:
-    row = con.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ).fetchone()
-    return row is not None
-
-
-def _read_history(con: sqlite3.Connection) -> dict[int, AppliedMigration]:
-    if not _has_table(con, HISTORY_TABLE):
-        return {}
-    # An older history table has no 'how' column until the next run adds it.
-    have = {row[1] for row in con.execute(f"PRAGMA table_info({HISTORY_TABLE})")}
-    how = "how" if "how" in have else "'applied'"
-    rows = con.execute(
-        f"SELECT version, name, checksum, applied_at, execution_ms, {how} "
-        f"FROM {HISTORY_TABLE}"
-    )
-    return {row[0]: AppliedMigration(*row) for row in rows}
-
-
-@contextlib.contextmanager
-def _write(con: sqlite3.Connection) -> Iterator[None]:
-    con.execute(sqlite.BEGIN_WRITE)
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
 
 
 class SqliteSession:
@@ -103,7 +50,7 @@ class SqliteSession:
 
     def has_tracking(self) -> bool:
         """Whether the history table exists."""
-        return _has_table(self._con, HISTORY_TABLE)
+        return has_table(self._con, HISTORY_TABLE)
 
     def user_tables(self) -> list[str]:
         """Tables other than SQLite's own and the tracking tables."""
@@ -115,11 +62,11 @@ class SqliteSession:
         """Create the tracking tables, or add the columns an older one lacks."""
         if self._tracking_complete():
             return  # the common case: no write transaction at all
-        with _write(self._con):
-            for ddl in _TRACKING_DDL:
+        with write(self._con):
+            for ddl in TRACKING_DDL:
                 self._con.execute(ddl)
             have = self._history_columns()
-            for column, definition in _ADDED_COLUMNS:
+            for column, definition in ADDED_COLUMNS:
                 if column not in have:
                     self._con.execute(
                         f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN {column} {definition}"
@@ -133,18 +80,18 @@ class SqliteSession:
     def _tracking_complete(self) -> bool:
         have = self._history_columns()
         return (
-            _has_table(self._con, LOG_TABLE)
+            has_table(self._con, LOG_TABLE)
             and bool(have)
-            and all(column in have for column, _ in _ADDED_COLUMNS)
+            and all(column in have for column, _ in ADDED_COLUMNS)
         )
 
     def history(self) -> dict[int, AppliedMigration]:
         """The history table's rows by version."""
-        return _read_history(self._con)
+        return read_history(self._con)
 
     def log_event(self, version: int | None, action: str, detail: str) -> None:
         """Write one audit row in its own small transaction."""
-        with _write(self._con):
+        with write(self._con):
             self._insert_log(version, action, detail)
 
     def _insert_log(self, version: int | None, action: str, detail: str) -> None:
@@ -163,7 +110,7 @@ class SqliteSession:
     def _apply(self, migration: Migration) -> bool:
         started = time.perf_counter()
         con = self._con
-        with _write(con):
+        with write(con):
             # Re-check under the write lock: another process may have won.
             done = con.execute(
                 f"SELECT 1 FROM {HISTORY_TABLE} WHERE version = ?",
@@ -176,7 +123,7 @@ class SqliteSession:
                 _check_foreign_keys(con, migration)
             elapsed = round((time.perf_counter() - started) * 1000, 3)
             con.execute(
-                _INSERT,
+                INSERT,
                 (
                     migration.version,
                     migration.name,
@@ -190,11 +137,11 @@ class SqliteSession:
 
     def record(self, records: list[Record], action: str, detail: str) -> None:
         """Write history rows without running the files, and one audit row each."""
-        with _write(self._con):
+        with write(self._con):
             for record in records:
                 m = record.migration
                 self._con.execute(
-                    _INSERT, (m.version, m.name, m.checksum, now(), 0.0, record.how)
+                    INSERT, (m.version, m.name, m.checksum, now(), 0.0, record.how)
                 )
                 self._insert_log(m.version, action, detail)
 
@@ -204,7 +151,7 @@ class SqliteSession:
 
     def set_checksum(self, version: int, checksum: str, detail: str) -> None:
         """Store a new checksum for an applied version, audited."""
-        with _write(self._con):
+        with write(self._con):
             self._con.execute(
                 f"UPDATE {HISTORY_TABLE} SET checksum = ? WHERE version = ?",
                 (checksum, version),
@@ -272,7 +219,7 @@ class SqliteBackend:
         if not self.path.exists():
             return {}
         with self._read_only() as con:
-            return _read_history(con)
+            return read_history(con)
 
     def untracked_tables(self) -> list[str]:
         """The tables of a file that has no history table, read-only."""
