@@ -143,6 +143,6 @@ def raise_translated(ex: Exception) -> Any:
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     orm.OrmError,
     orm.DBException,
-    *engines.STANDARD_DRIVER_ERRORS,
+    *engines.standard_driver_errors(),
     OSError,
 )

@@ -2,10 +2,9 @@
 
 This module is the one place that names the engine packages. Each is
 imported when it is first asked for, so psycopg2 loads only where
-PostgreSQL is used; the SQLite engine's errors are the exception, as
-their driver is the standard library's and the runtime registers them up
-front. A third engine is a package beside sqlite/ and postgres/, and a
-branch in each function below.
+PostgreSQL is used, and importing the domain (which speaks to the
+interface in base/) loads no engine at all. A third engine is a package
+beside sqlite/ and postgres/, and a branch in each function below.
 """
 
 from __future__ import annotations
@@ -19,13 +18,15 @@ from db.engines.base.engine import Engine, ScratchSource
 from db.engines.base.migration import Backend, Rules
 from db.engines.base.sql import Dialect
 from db.engines.base.transfer import RowSink, RowSource, TransferError
-from db.engines.sqlite.errors import ERROR as _SQLITE_ERROR
 from db.errors import DatabaseError
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
-# What the standard library's drivers raise: handled where the runtime
-# registers its error handlers, as Pony's own exceptions are.
-STANDARD_DRIVER_ERRORS: tuple[type[Exception], ...] = (_SQLITE_ERROR,)
+
+def standard_driver_errors() -> tuple[type[Exception], ...]:
+    """What the standard library's drivers raise (sqlite3): the runtime handles these."""
+    from db.engines.sqlite.errors import ERROR
+
+    return (ERROR,)
 
 
 def engine_for(
