@@ -34,7 +34,7 @@ def schema_problems(orm_db: orm.Database, engine: Engine) -> list[str]:
     entity declares are left out. An empty list means the entities can
     run on it.
     """
-    expected, actual = engine.schema_tables(create_script(orm_db))
+    expected, actual = engine.schema_tables(create_script(orm_db, engine.wide_auto_key))
     return compare(expected, actual)
 
 

@@ -43,7 +43,7 @@ def entity_ddl_on(define: DefineEntities, engine: Engine) -> EntityDDL:
         engine.bind_scratch(orm_db)
         try:
             orm_db.generate_mapping(create_tables=False, check_tables=False)
-            return entity_ddl(orm_db)
+            return entity_ddl(orm_db, engine.wide_auto_key)
         finally:
             orm_db.disconnect()
     except orm.OrmError as ex:

@@ -90,6 +90,9 @@ class Engine(Protocol):
     ) -> Snapshot:
         """The schema a DDL script creates (on a scratch), for the planner."""
 
+    def wide_auto_key(self, column_sql: str) -> str:
+        """Pony's definition of a 64-bit auto key column as this engine needs it."""
+
     def literal(self, value: Any) -> str | None:
         """A stored value as an SQL literal of this engine (None: none exists)."""
 

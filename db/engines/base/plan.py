@@ -67,6 +67,9 @@ class Plan:
     """Every change, in the order the file applies them."""
 
     changes: tuple[Change, ...]
+    # The file's first lines, written by the engine's planner: the runner's
+    # directives its changes need, and why.
+    header: tuple[str, ...] = ()
 
     @property
     def foreign_keys_off(self) -> bool:

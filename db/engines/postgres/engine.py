@@ -108,6 +108,10 @@ class PostgresEngine:
         """The schema a DDL script creates, in pg_temp on this database."""
         return snapshot.script_snapshot(self.target, script, column_sql, fills)
 
+    def wide_auto_key(self, column_sql: str) -> str:
+        """BIGSERIAL where Pony writes SERIAL (32-bit) for every auto key."""
+        return column_sql.replace("SERIAL PRIMARY KEY", "BIGSERIAL PRIMARY KEY", 1)
+
     def literal(self, value: Any) -> str | None:
         """A stored value as a PostgreSQL literal."""
         return snapshot.literal(value)

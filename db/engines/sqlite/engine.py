@@ -146,6 +146,10 @@ class SqliteEngine:
         """The schema a DDL script creates, in memory."""
         return snapshot.script_snapshot(script, column_sql, fills)
 
+    def wide_auto_key(self, column_sql: str) -> str:
+        """Unchanged: SQLite's INTEGER PRIMARY KEY is 64-bit already."""
+        return column_sql
+
     def literal(self, value: Any) -> str | None:
         """A stored value as an SQLite literal."""
         return snapshot.literal(value)

@@ -27,6 +27,13 @@ from db.engines.base.sql import quote_identifier as q
 from db.engines.sqlite import introspection as sqlite_schema
 from db.engines.sqlite.rebuild import rebuild, views_and_triggers
 
+# A rebuild or a dropped table needs foreign keys off around the file.
+FOREIGN_KEYS_OFF = (
+    "-- migrate: foreign_keys=off",
+    "-- (table rebuilds: the runner turns foreign keys off outside its",
+    "-- transaction and runs PRAGMA foreign_key_check before COMMIT)",
+)
+
 
 def _add_blocker(
     column: Column, unique: set[tuple[str, ...]], has_fk: bool
@@ -249,4 +256,5 @@ def diff(old: Snapshot, new: Snapshot) -> Plan:
     drop, recreate = views_and_triggers(old, replaced, set(dropped), lost)
     if drop:
         changes = [drop, *changes, *([recreate] if recreate else [])]
-    return Plan(tuple(changes))
+    header = FOREIGN_KEYS_OFF if any(c.foreign_keys_off for c in changes) else ()
+    return Plan(tuple(changes), header)
