@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -162,3 +163,21 @@ def test_backup_refuses_an_existing_target_unless_forced(
     )
     assert forced.returncode == 0, forced.stderr
     assert target.read_bytes().startswith(b"PGDMP")  # pg_dump's custom format
+
+
+@needs_pg_dump
+def test_backup_on_a_filesystem_without_hard_links_is_moved_into_place(
+    tmp_path: Path, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where link() fails with EXDEV (no hard links there), the dump still lands."""
+    from db.engines.postgres import backup
+    from db.target import PostgresTarget
+
+    def no_links(source: object, target: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "link", no_links)
+    done = backup.dump(PostgresTarget(migrated_url), tmp_path / "service.dump")
+    assert done.path == tmp_path / "service.dump"
+    assert done.entries > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["service.dump"]
