@@ -2,7 +2,7 @@
 
 Files 1..VERSION run on a scratch database of the same engine; only when
 the live database's schema equals what they created (the deep comparison
-of db/schema/same.py) are those versions recorded as applied, with the
+of same.py) are those versions recorded as applied, with the
 files' checksums, how='baselined' and an audit row each. Otherwise
 nothing is written and the error names every table and column that
 differs.

@@ -10,14 +10,14 @@ whitespace, quoting and letter case normalised.
 
 from __future__ import annotations
 
-from db.engines.base import sql as sqltext
+from db.engines.base import sql
 from db.engines.base.plan import norm
 from db.engines.base.schema import FullSchema, Index, Table
 from db.engines.base.sql import Dialect
 
 
-def _sql_key(sql: str, dialect: Dialect) -> str:
-    tokens = sqltext.significant(sqltext.tokenize(sql, dialect))
+def _sql_key(text: str, dialect: Dialect) -> str:
+    tokens = sql.significant(sql.tokenize(text, dialect))
     return " ".join(t.name if t.is_name else t.text for t in tokens)
 
 

@@ -2,7 +2,7 @@
 
 Both sides of a diff arrive as Snapshots (introspected tables plus the
 CREATE text of every object), and each dialect's planner
-(diff_sqlite.py, diff_postgres.py) returns a Plan of reviewable Changes.
+(db/engines/<engine>/planner.py) returns a Plan of reviewable Changes.
 The helpers here compare tables the same way on both engines.
 """
 

@@ -1,7 +1,7 @@
 """What a schema is made of, the same on both engines.
 
-Each dialect's introspection (db/dialects/sqlite_schema.py,
-db/dialects/postgres_schema.py) fills these; the comparisons and the
+Each engine's introspection (db/engines/sqlite/introspection.py,
+db/engines/postgres/introspection.py) fills these; the comparisons and the
 generator read them without knowing where they came from.
 """
 

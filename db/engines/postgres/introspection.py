@@ -1,7 +1,7 @@
 """PostgreSQL schema introspection for the migrations and the schema check.
 
 Reads one schema (namespace) from pg_catalog into the same model SQLite's
-introspection fills (db/schema/model.py): columns with format_type()
+introspection fills (db/engines/base/schema.py): columns with format_type()
 types, NOT NULL, defaults and primary-key positions; indexes with their
 origin (primary key, unique constraint, CREATE INDEX); foreign keys with
 their ON DELETE rule. Generated columns (like messages.body_tsv, which

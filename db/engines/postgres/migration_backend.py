@@ -32,8 +32,7 @@ from db.engines.base.migration import (
 )
 from db.engines.base.schema import FullSchema
 from db.engines.base.sql import Dialect
-from db.engines.postgres import connection, locks
-from db.engines.postgres import introspection as postgres_schema
+from db.engines.postgres import connection, introspection, locks
 from db.engines.postgres.outside import apply_outside
 from db.engines.postgres.tracking import (
     INSERT,
@@ -66,7 +65,7 @@ class PostgresSession:
 
     def user_tables(self) -> list[str]:
         """Tables of the current schema other than the tracking tables."""
-        return postgres_schema.user_tables(self._con, TRACKING_TABLES)
+        return introspection.user_tables(self._con, TRACKING_TABLES)
 
     def ensure_tracking(self) -> None:
         """Create the tracking tables (under the lock, so never twice at once)."""
@@ -183,7 +182,7 @@ class PostgresSession:
 
     def full_schema(self) -> FullSchema:
         """The current schema, tracking tables left out."""
-        return postgres_schema.read(self._con, leave_out=TRACKING_TABLES)
+        return introspection.read(self._con, leave_out=TRACKING_TABLES)
 
 
 class PostgresBackend:
@@ -227,12 +226,12 @@ class PostgresBackend:
         with self._read_only() as con, con.cursor() as cur:
             if has_history(cur):
                 return []
-            return postgres_schema.user_tables(con, TRACKING_TABLES)
+            return introspection.user_tables(con, TRACKING_TABLES)
 
     def read_full_schema(self) -> FullSchema:
         """The current schema, read-only."""
         with self._read_only() as con:
-            return postgres_schema.read(con, leave_out=TRACKING_TABLES)
+            return introspection.read(con, leave_out=TRACKING_TABLES)
 
     def steps(self, migration: Migration) -> list[str]:
         """The runner's statements around the file's own."""

@@ -1,6 +1,6 @@
 """Plan the PostgreSQL migration that takes the migrated schema to the entities'.
 
-Pure, like diff_sqlite.py, but PostgreSQL's ALTER TABLE does everything
+Pure, like SQLite's planner, but PostgreSQL's ALTER TABLE does everything
 in place: no rebuilds. New tables, indexes and foreign keys are written
 with Pony's own statements; column changes are ALTER COLUMN ... TYPE /
 SET NOT NULL / SET DEFAULT; existing rows of a column that becomes NOT

@@ -18,7 +18,7 @@ from db.engines.base.migration import TRACKING_TABLES
 from db.engines.base.plan import Snapshot
 from db.engines.base.schema import SchemaObject
 from db.engines.base.sql import sql_string
-from db.engines.postgres import introspection as postgres_schema
+from db.engines.postgres import introspection
 from db.engines.postgres.connection import connect
 from db.errors import MigrationError
 from db.target import PostgresTarget
@@ -45,7 +45,7 @@ def migrated_snapshot(target: PostgresTarget) -> Snapshot:
     """A migrated database's schema, tracking tables left out."""
     con = connect(target, "makemigration")
     try:
-        schema, indexes = postgres_schema.read_all(con, leave_out=TRACKING_TABLES)
+        schema, indexes = introspection.read_all(con, leave_out=TRACKING_TABLES)
     finally:
         con.close()
     return Snapshot(schema.tables, tuple(indexes))
@@ -87,7 +87,7 @@ def script_snapshot(
     statements = sql.split(script, "postgres")
     con = connect(target, "makemigration")
     try:
-        schema = postgres_schema.schema_of_script(con, statements)
+        schema = introspection.schema_of_script(con, statements)
     finally:
         con.close()
     objects, extra = _objects(statements)

@@ -17,8 +17,7 @@ from db.engines.base.gates import SerialGate, WriteGate
 from db.engines.base.migration import TRACKING_TABLES, Backend
 from db.engines.base.plan import Plan, Snapshot
 from db.engines.base.schema import Schema
-from db.engines.sqlite import connection, planner, snapshot
-from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite import connection, introspection, planner, snapshot
 from db.engines.sqlite.migration_backend import SqliteBackend
 from db.engines.sqlite.operations import SqliteDialect
 from db.errors import StartupError, StorageError
@@ -121,10 +120,10 @@ class SqliteEngine:
 
     def schema_tables(self, script: str) -> tuple[Schema, Schema]:
         """The tables script creates in memory, and the file's own."""
-        expected = sqlite_schema.schema_of_script(script)
+        expected = introspection.schema_of_script(script)
         con = connection.connect(self.path)
         try:
-            actual = sqlite_schema.read_schema(con)
+            actual = introspection.read_schema(con)
         finally:
             con.close()
         return expected, {k: t for k, t in actual.items() if k not in TRACKING_TABLES}

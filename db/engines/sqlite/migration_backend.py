@@ -28,8 +28,7 @@ from db.engines.base.migration import (
 )
 from db.engines.base.schema import FullSchema
 from db.engines.base.sql import Dialect
-from db.engines.sqlite import connection as sqlite
-from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite import connection, introspection
 from db.engines.sqlite.locks import migration_lock
 from db.engines.sqlite.tracking import (
     ADDED_COLUMNS,
@@ -55,7 +54,7 @@ class SqliteSession:
     def user_tables(self) -> list[str]:
         """Tables other than SQLite's own and the tracking tables."""
         return [
-            t for t in sqlite_schema.user_tables(self._con) if t not in TRACKING_TABLES
+            t for t in introspection.user_tables(self._con) if t not in TRACKING_TABLES
         ]
 
     def ensure_tracking(self) -> None:
@@ -103,7 +102,7 @@ class SqliteSession:
     def apply(self, migration: Migration) -> bool:
         """Run one file with its history row; False if another process did."""
         if migration.foreign_keys_off:
-            with sqlite_schema.foreign_keys_disabled(self._con):
+            with introspection.foreign_keys_disabled(self._con):
                 return self._apply(migration)
         return self._apply(migration)
 
@@ -147,7 +146,7 @@ class SqliteSession:
 
     def full_schema(self) -> FullSchema:
         """Tables, views, triggers and virtual tables, tracking tables left out."""
-        return sqlite_schema.full_schema(self._con, TRACKING_TABLES)
+        return introspection.full_schema(self._con, TRACKING_TABLES)
 
     def set_checksum(self, version: int, checksum: str, detail: str) -> None:
         """Store a new checksum for an applied version, audited."""
@@ -171,7 +170,7 @@ def _execute(con: sqlite3.Connection, migration: Migration) -> None:
 
 
 def _check_foreign_keys(con: sqlite3.Connection, migration: Migration) -> None:
-    violations = sqlite_schema.foreign_key_violations(con)
+    violations = introspection.foreign_key_violations(con)
     if violations:
         shown = ", ".join(
             f"{table} row {rowid} -> {parent}"
@@ -200,7 +199,7 @@ class SqliteBackend:
         """The flock beside the file, then the runner's own connection."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with migration_lock(self.path, lock_timeout):
-            con = sqlite.connect(self.path, self.synchronous)
+            con = connection.connect(self.path, self.synchronous)
             try:
                 yield SqliteSession(con)
             finally:
@@ -208,7 +207,7 @@ class SqliteBackend:
 
     @contextlib.contextmanager
     def _read_only(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite.connect_read_only(self.path)
+        con = connection.connect_read_only(self.path)
         try:
             yield con
         finally:
@@ -232,7 +231,7 @@ class SqliteBackend:
     def read_full_schema(self) -> FullSchema:
         """The schema, read-only."""
         with self._read_only() as con:
-            return sqlite_schema.full_schema(con, TRACKING_TABLES)
+            return introspection.full_schema(con, TRACKING_TABLES)
 
     def steps(self, migration: Migration) -> list[str]:
         """The runner's statements around the file's own."""

@@ -2,7 +2,7 @@
 
 Pure: both sides arrive as Snapshots, and the result is a Plan. What
 ALTER TABLE can do (add or drop a column, create or drop an index) uses
-it; everything else is a rebuild (sqlite_rebuild.py).
+it; everything else is a rebuild (rebuild.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from db.engines.base.plan import (
 )
 from db.engines.base.schema import Column, Table
 from db.engines.base.sql import quote_identifier as q
-from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite import introspection
 from db.engines.sqlite.rebuild import rebuild, views_and_triggers
 
 # A rebuild or a dropped table needs foreign keys off around the file.
@@ -45,7 +45,7 @@ def _add_blocker(
         return "UNIQUE"
     if column.notnull and column.default is None:
         return "NOT NULL without a DEFAULT"
-    if not sqlite_schema.is_constant_default(column.default):
+    if not introspection.is_constant_default(column.default):
         return f"non-constant DEFAULT {column.default}"
     if has_fk and column.default is not None:
         return "foreign key with a DEFAULT"

@@ -12,12 +12,12 @@ recreated after.
 
 from __future__ import annotations
 
-from db.engines.base import sql as sqltext
+from db.engines.base import sql
 from db.engines.base.plan import PLACEHOLDER, Change, Snapshot, becomes_not_null
 from db.engines.base.schema import SchemaObject
 from db.engines.base.sql import quote_identifier as q
 from db.engines.base.sql import sql_string
-from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite import introspection
 from db.errors import MigrationError
 
 
@@ -92,7 +92,7 @@ def rebuild(old: Snapshot, new: Snapshot, key: str, details: list[str]) -> Chang
             f"INSERT INTO {q(temp)} ({', '.join(targets)})\n"
             f"  SELECT {', '.join(sources)}\n  FROM {q(old_t.name)}"
         )
-    if sqlite_schema.has_autoincrement(create) and sqlite_schema.has_autoincrement(
+    if introspection.has_autoincrement(create) and introspection.has_autoincrement(
         old.create_sql(key)
     ):
         statements.extend(_copy_sequence(old_t.name, temp))
@@ -141,7 +141,7 @@ def dependents(
             if obj.name.lower() in found:
                 continue
             on_table = obj.type == "trigger" and obj.table.lower() in names
-            if on_table or sqltext.references(obj.sql, "sqlite") & names:
+            if on_table or sql.references(obj.sql, "sqlite") & names:
                 found.add(obj.name.lower())
                 names.add(obj.name.lower())
                 grew = True
@@ -181,7 +181,7 @@ def views_and_triggers(
     for obj in affected:
         if obj.name.lower() in gone:
             continue
-        used = sqltext.references(obj.sql, "sqlite")
+        used = sql.references(obj.sql, "sqlite")
         for table, columns in sorted(lost_columns.items()):
             if table in used and columns & used:
                 edits.append(

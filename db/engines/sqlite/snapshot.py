@@ -16,7 +16,7 @@ from db.engines.base import sql
 from db.engines.base.migration import TRACKING_TABLES
 from db.engines.base.plan import Snapshot
 from db.engines.base.sql import sql_string
-from db.engines.sqlite import introspection as sqlite_schema
+from db.engines.sqlite import introspection
 
 
 def literal(value: Any) -> str | None:
@@ -44,12 +44,12 @@ def snapshot_sqlite(
     """An SQLite database's schema, the tracking tables left out."""
     tables = {
         k: t
-        for k, t in sqlite_schema.read_schema(con).items()
+        for k, t in introspection.read_schema(con).items()
         if k not in TRACKING_TABLES
     }
     objects = tuple(
         o
-        for o in sqlite_schema.schema_objects(con)
+        for o in introspection.schema_objects(con)
         if o.table.lower() not in TRACKING_TABLES
     )
     return Snapshot(tables, objects, column_sql or {}, column_fills or {})
