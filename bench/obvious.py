@@ -42,7 +42,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def pragmas() -> tuple[str, ...]:
-    """The service's connection PRAGMAs (db/dialects/sqlite.py)."""
+    """The service's connection PRAGMAs (db/engines/sqlite/connection.py)."""
     try:
         from db.engines.sqlite.connection import connection_pragmas
     except ImportError:  # moved by a rewrite: the same list, kept in bench
