@@ -65,7 +65,9 @@ def apply_outside(
             if index and index_valid(cur, index) is False:
                 # A killed or failed earlier run left the index INVALID.
                 log.warning("dropping the INVALID index %s an earlier run left", index)
-                cur.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+                cur.execute(
+                    f"DROP INDEX CONCURRENTLY IF EXISTS {sql.quote_identifier(index)}"
+                )
             try:
                 cur.execute(statement)
             except psycopg2.Error as ex:
