@@ -145,6 +145,8 @@ def is_blank(sql: str, dialect: Dialect) -> bool:
 
 def strip_comments(sql: str, dialect: Dialect) -> str:
     """The text with every comment replaced by a space."""
+    if "--" not in sql and "/*" not in sql:
+        return sql  # no comment can start anywhere in it
     return "".join(
         " " if t.kind == "comment" else t.text for t in tokenize(sql, dialect)
     )
@@ -187,16 +189,17 @@ def split(sql: str, dialect: Dialect) -> list[str]:
                 depth -= 1
             words.append(word)
         elif token.kind == "op" and token.text == ";" and depth == 0:
-            _flush(statements, current, dialect)
+            _flush(statements, current)
             current, words = [], []
-    _flush(statements, current, dialect)
+    _flush(statements, current)
     return statements
 
 
-def _flush(statements: list[str], tokens: list[Token], dialect: Dialect) -> None:
+def _flush(statements: list[str], tokens: list[Token]) -> None:
+    if all(t.kind in ("space", "comment") or t.text == ";" for t in tokens):
+        return  # nothing but comments: no statement
     text = "".join(t.text for t in tokens)
-    if not is_blank(text, dialect):
-        statements.append(text.strip().removesuffix(";").rstrip())
+    statements.append(text.strip().removesuffix(";").rstrip())
 
 
 def references(sql: str, dialect: Dialect) -> set[str]:
