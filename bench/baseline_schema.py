@@ -1,7 +1,7 @@
 """The baseline's tables and PRAGMAs: what the service's migrations create.
 
 bench checks that both databases agree on the tables the workloads touch
-(data.table_shape) and that PRAGMAS still equals db/dialects/sqlite.py's
+(data.table_shape) and that PRAGMAS still equals db/engines/sqlite/connection.py's
 list (data.pragma_drift), and prints any drift as a note.
 """
 
@@ -81,7 +81,7 @@ CREATE TRIGGER IF NOT EXISTS "messages_fts_update" AFTER UPDATE OF body ON "mess
 END;
 """
 
-# The service's connection pragmas (db/dialects/sqlite.py), in its order; bench notes
+# The service's connection pragmas (db/engines/sqlite/connection.py), in its order; bench notes
 # any drift. The first four are the ones the issue names.
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",

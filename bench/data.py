@@ -159,10 +159,10 @@ def pragma_drift() -> list[str]:
     from bench.baseline_schema import PRAGMAS
 
     try:
-        from db.dialects.sqlite import connection_pragmas
+        from db.engines.sqlite.connection import connection_pragmas
     except ImportError:
         return [
-            "could not import db.dialects.sqlite.connection_pragmas to compare pragmas"
+            "could not import db.engines.sqlite.connection.connection_pragmas to compare pragmas"
         ]
 
     def norm(items: tuple[str, ...]) -> list[str]:

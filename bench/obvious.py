@@ -1,7 +1,7 @@
 """Obvious Pony: the same routes written the way Pony's documentation shows.
 
 The yardstick for what the service's tuning buys. It uses the project's
-own entities (db.entities.define_entities) on the database the service's
+own entities (db.domain.entities.define_entities) on the database the service's
 migrations made, the service's PRAGMAs from an ``@db.on_connect`` hook
 registered before ``bind()``, and nothing else of db/ or service/:
 
@@ -36,15 +36,15 @@ import falcon
 from pony import orm
 
 from bench.serving import serve
-from db.entities import define_entities
+from db.domain.entities import define_entities
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def pragmas() -> tuple[str, ...]:
-    """The service's connection PRAGMAs (db/dialects/sqlite.py)."""
+    """The service's connection PRAGMAs (db/engines/sqlite/connection.py)."""
     try:
-        from db.dialects.sqlite import connection_pragmas
+        from db.engines.sqlite.connection import connection_pragmas
     except ImportError:  # moved by a rewrite: the same list, kept in bench
         from bench.baseline_schema import PRAGMAS
 

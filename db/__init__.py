@@ -1,54 +1,5 @@
-"""Persistence: Pony ORM on SQLite (or PostgreSQL), versioned SQL migrations; no HTTP."""
+"""Persistence: Pony ORM on SQLite (or PostgreSQL), versioned SQL migrations; no HTTP.
 
-from db.database import Database, open_database
-from db.errors import (
-    BusyError,
-    ConflictError,
-    DatabaseError,
-    ForbiddenError,
-    MigrationError,
-    NotFoundError,
-    SchemaMismatchError,
-    StartupError,
-    StorageError,
-    StorageFullError,
-)
-from db.records import (
-    Caller,
-    ConversationPage,
-    ConversationRecord,
-    MemberRecord,
-    MessagePage,
-    MessageRecord,
-    MetadataPage,
-    MetadataRecord,
-    SchemaState,
-    SearchHit,
-    UserRecord,
-)
-
-__all__ = [
-    "BusyError",
-    "Caller",
-    "ConflictError",
-    "ConversationPage",
-    "ConversationRecord",
-    "Database",
-    "DatabaseError",
-    "ForbiddenError",
-    "MemberRecord",
-    "MessagePage",
-    "MessageRecord",
-    "MetadataPage",
-    "MetadataRecord",
-    "MigrationError",
-    "NotFoundError",
-    "SchemaMismatchError",
-    "SchemaState",
-    "SearchHit",
-    "StartupError",
-    "StorageError",
-    "StorageFullError",
-    "UserRecord",
-    "open_database",
-]
+Importing db loads nothing: each layer is imported where it is used
+(docs/development.md, "Where things live in db/").
+"""

@@ -1,4 +1,11 @@
-"""Open the database for serving: migrate, bind, map, check, close."""
+"""Open the database for serving: migrate, bind, map, check, close.
+
+The composition root of db/, as service/app.py is of service/: the one
+module that imports every layer. It opens the engine (db.engines),
+applies the migrations (db.migrations), binds Pony with the domain's
+entities, checks the schema against them (db.schema.check) and builds
+the domain's stores on the result.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +15,36 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Literal
 
 from pony import orm
 
-from db import migrate as migrations_module
 from db.connections import Connections
-from db.conversations import Conversations
-from db.crud import Crud
-from db.dialects import Engine, MigrateMode
-from db.dialects.sqlite_engine import SqliteEngine, check_schema
-from db.entities import define_entities
-from db.errors import SchemaMismatchError, StorageError
-from db.members import Members
-from db.messages import Messages
-from db.metadata import Metadata
-from db.migrate import Migration
-from db.records import SchemaState
-from db.search import Search
-from db.session import WriteGate, begin_write, writing
-from db.target import DatabaseTarget, PostgresTarget
-from db.token_uses import TokenUses
-from db.users import Users
+from db.domain.conversations import Conversations
+from db.domain.crud import Crud
+from db.domain.entities import define_entities
+from db.domain.members import Members
+from db.domain.messages import Messages
+from db.domain.metadata import Metadata
+from db.domain.search import Search
+from db.domain.token_uses import TokenUses
+from db.domain.users import Users
+from db.engines import engine_for as engine_for
+from db.engines.base.engine import Engine
+from db.engines.base.gates import WriteGate
+from db.errors import StorageError
+from db.migrations import files, runner
+from db.migrations.files import Migration
+from db.migrations.history import SchemaState, state
+from db.schema.check import check_mapping
+from db.session import begin_write, writing
+from db.target import SqliteTarget
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Database", "check_schema", "entity_schema_problems", "open_database"]
+__all__ = ["Database", "MigrateMode", "engine_for", "open_database"]
+
+MigrateMode = Literal["apply", "verify", "off"]
 
 
 def _orm(engine: Engine, connections: Connections) -> orm.Database:
@@ -44,24 +56,16 @@ def _orm(engine: Engine, connections: Connections) -> orm.Database:
     return orm_db
 
 
-def entity_schema_problems(migrations: list[Migration], scratch: Path) -> list[str]:
-    """Apply every migration to a scratch file and compare with the entities."""
-    engine = SqliteEngine(scratch)
-    engine.migrate(migrations, "apply")
-    connections = Connections()
-    try:
-        orm_db = _orm(engine, connections)
-    except BaseException:
-        connections.close_all()  # whatever bind() opened before it failed
-        raise
-    try:
-        engine.check_schema(orm_db)
-    except SchemaMismatchError as ex:
-        return str(ex).split(": ", 1)[1].split("; ")
-    finally:
-        orm_db.disconnect()
-        connections.close_all()
-    return []
+def run_migrations(
+    engine: Engine, migrations: list[Migration], mode: MigrateMode
+) -> None:
+    """Apply pending migrations (apply), refuse any (verify), or only check (off)."""
+    if mode == "off":
+        engine.require_database()
+        # Off means "do not touch the schema", not "ignore edits".
+        runner.inspect(engine.migrations(), migrations)
+        return
+    runner.migrate(engine.migrations(), migrations, apply=mode == "apply")
 
 
 @dataclass
@@ -93,7 +97,7 @@ class Database:
         self.users = Users(self.orm, entities, dialect)
         self.conversations = Conversations(self.orm, entities, dialect)
         self.members = Members(entities, self.conversations)
-        self.messages = Messages(self.orm, entities, self.conversations)
+        self.messages = Messages(self.orm, entities, self.conversations, dialect)
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
 
@@ -131,7 +135,7 @@ class Database:
 
     def state(self, applied: dict[int, str]) -> SchemaState:
         """Schema state from the applied versions and their checksums."""
-        return migrations_module.state(self.migrations, applied)
+        return state(self.migrations, applied)
 
     def current_state(self) -> SchemaState:
         """Schema state read from the history table in a short session."""
@@ -149,22 +153,6 @@ class Database:
         self.orm.disconnect()
         self.connections.close_all()
         self.engine.closed()
-
-
-def engine_for(
-    target: DatabaseTarget,
-    *,
-    synchronous: str = "NORMAL",
-    threads: int = 8,
-    lock_timeout: float = 5.0,
-) -> Engine:
-    """The engine for a target: an SQLite file or a PostgreSQL database."""
-    if isinstance(target, PostgresTarget):
-        # Imported here: psycopg2 is loaded only when PostgreSQL is in use.
-        from db.dialects.postgres_engine import PostgresEngine
-
-        return PostgresEngine(target, threads=threads, lock_timeout=lock_timeout)
-    return SqliteEngine(target.path, synchronous)
 
 
 def open_database(
@@ -185,9 +173,9 @@ def open_database(
     if engine is None:
         if path is None:
             raise TypeError("open_database() needs a path or an engine")
-        engine = SqliteEngine(path, synchronous)
-    migrations = migrations_module.discover(migrations_source, engine.dialect.name)
-    engine.migrate(migrations, migrate)
+        engine = engine_for(SqliteTarget(path), synchronous=synchronous)
+    migrations = files.discover(migrations_source, engine.dialect.name)
+    run_migrations(engine, migrations, migrate)
     connections = Connections()
     try:
         orm_db = _orm(engine, connections)
@@ -195,7 +183,7 @@ def open_database(
         connections.close_all()  # whatever bind() opened before it failed
         raise
     try:
-        engine.check_schema(orm_db)
+        check_mapping(orm_db, engine)
         engine.started(orm_db)
     except BaseException:
         orm_db.disconnect()

@@ -5,7 +5,8 @@ The implementation lives in the db.migrations package; see its modules.
 
 from __future__ import annotations
 
-from db.migrations.backend import HISTORY_TABLE, LOG_TABLE, backend_for
+from db.engines import migration_backend as backend_for
+from db.engines.base.migration import HISTORY_TABLE, LOG_TABLE
 from db.migrations.files import (
     CHECKSUM_ALGORITHM,
     FILE_PATTERN,
@@ -18,7 +19,7 @@ from db.migrations.files import (
     normalise,
     read_migration,
 )
-from db.migrations.history import log, state
+from db.migrations.history import SchemaState, log, state
 from db.migrations.runner import accept_checksum, inspect, migrate
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "HISTORY_TABLE",
     "LOG_TABLE",
     "Migration",
+    "SchemaState",
     "accept_checksum",
     "backend_for",
     "catalog",

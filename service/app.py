@@ -7,8 +7,7 @@ from typing import Any
 import falcon
 import orjson
 
-from db import Database, open_database
-from db.database import engine_for
+from db.database import Database, engine_for, open_database
 from service import openapi, problems, resources
 from service.auth import Authenticator
 from service.bodies import request_class

@@ -32,9 +32,9 @@ import secrets
 import falcon
 from pydantic import SecretStr
 
-from db import Caller
-from db.token_uses import TokenUses
-from db.users import Users
+from db.domain.records import Caller
+from db.domain.token_uses import TokenUses
+from db.domain.users import Users
 from service.openapi import Requirement
 from service.problems import Problem
 

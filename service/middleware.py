@@ -11,7 +11,7 @@ from typing import Any
 
 import falcon
 
-from db import Database
+from db.database import Database
 from db.session import READ, finish
 from service import logs
 from service.metrics import Metrics

@@ -11,8 +11,14 @@ from typing import Any
 import falcon
 from pydantic import ValidationError
 
-from db import BusyError, ConflictError, ForbiddenError, NotFoundError
-from db.errors import StorageError, StorageFullError
+from db.errors import (
+    BusyError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    StorageError,
+    StorageFullError,
+)
 from db.session import DRIVER_ERRORS, translate
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from db import ConversationRecord, MemberRecord
+from db.domain.records import ConversationRecord, MemberRecord
 
 HANDLE_PATTERN = r"^[a-z0-9_]{3,32}$"
 # Opaque cursors are unpadded base64url: the pattern says what may be sent,

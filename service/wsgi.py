@@ -14,7 +14,7 @@ import atexit
 import logging
 import sys
 
-from db import StartupError
+from db.errors import StartupError
 from service import logs
 from service.app import create_app, open_for
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED

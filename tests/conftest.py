@@ -16,8 +16,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from db import Database, open_database
-from db.database import engine_for
+from db.database import Database, engine_for, open_database
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 from service.app import create_app, open_for
 from service.config import Settings

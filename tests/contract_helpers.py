@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from service.server import Server

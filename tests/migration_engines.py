@@ -19,7 +19,7 @@ import pytest
 
 from db import migrate as m
 from db.migrations.files import Migration
-from db.records import SchemaState
+from db.migrations.history import SchemaState
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 from tests.helpers import copy_migrations
 

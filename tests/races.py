@@ -33,8 +33,8 @@ from typing import Any
 import falcon.testing
 import psycopg2
 
-from db import Database
-from db.dialects.postgres import key_number
+from db.database import Database
+from db.engines.postgres.locks import key_number
 from db.target import DatabaseTarget, PostgresTarget
 from service.app import create_app
 from service.server import Server

@@ -21,8 +21,8 @@ import falcon.testing
 import psycopg2
 import pytest
 
-from db import Database
-from db.dialects.postgres import key_number
+from db.database import Database
+from db.engines.postgres.operations import key_number
 from db.target import DatabaseTarget, PostgresTarget
 from service.app import create_app, open_for
 from service.server import Server
@@ -231,7 +231,7 @@ def test_writer_blocked_on_a_row_lock_past_the_timeout_is_503(
         locks = (
             "SELECT 1 FROM app_metadata WHERE key = 'held' FOR UPDATE",
             f"SELECT 1 FROM conversations WHERE id = {cid} FOR UPDATE",
-            # The lock db.metadata takes before it creates the key 'new'.
+            # The lock db.domain.metadata takes before it creates the key 'new'.
             f"SELECT pg_advisory_xact_lock({key_number('app_metadata', 'new')})",
         )
         with holding(target, *locks):

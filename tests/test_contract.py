@@ -10,7 +10,7 @@ import falcon.testing
 import pytest
 from spectree import Response
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service import resources
 from service.app import create_app, routes_for

@@ -16,7 +16,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from tests.contract_helpers import (

@@ -8,7 +8,7 @@ import falcon.testing
 import pytest
 from pony import orm
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from tests.engines import execute, settings_for

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from tests.engines import settings_for

@@ -11,7 +11,8 @@ import falcon.testing
 import pytest
 from pony.orm import db_session
 
-from db import BusyError, Database
+from db.database import Database
+from db.errors import BusyError
 from db.target import DatabaseTarget
 from service.app import create_app, open_for
 from tests.engines import settings_for

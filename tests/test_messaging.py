@@ -10,7 +10,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget, SqliteTarget
 from service import auth
 from service.app import create_app

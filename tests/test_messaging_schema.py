@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from db.dialects import sqlite as seam
-from db.dialects import sqlite_schema
+from db.engines.sqlite import connection as seam
+from db.engines.sqlite import introspection as sqlite_schema
 from db.target import DatabaseTarget
 from tests.engines import execute, rows
 
@@ -109,7 +109,7 @@ def test_fts_tables_exist_but_are_not_compared(con: sqlite3.Connection) -> None:
     """The FTS5 table and its shadow tables are left out of the compared schema.
 
     SQLite only: FTS5's virtual and shadow tables. PostgreSQL's index is a
-    generated column the schema check knows (tests/test_schema_check.py).
+    generated column the schema check knows (tests/db/schema/test_check.py).
     """
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     assert {"messages_fts", "messages_fts_data", "messages_fts_idx"} <= names

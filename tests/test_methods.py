@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from tests.engines import settings_for

@@ -18,7 +18,7 @@ import falcon.testing
 import pytest
 from pony import orm
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from service.config import Settings

@@ -7,7 +7,7 @@ import re
 import falcon.testing
 import pytest
 
-from db import Database
+from db.database import Database
 from service import resources
 from service.app import METHODS, routes_for
 from service.auth import Authenticator

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import falcon.testing
 import pytest
 
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
 from tests.engines import settings_for

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from db import Database
-from db.dialects.postgres import key_number
+from db.database import Database
+from db.engines.postgres.locks import key_number
 from db.target import DatabaseTarget
 from tests.engines import rows
 from tests.messaging_helpers import ADMIN

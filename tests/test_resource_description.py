@@ -12,7 +12,8 @@ import pytest
 from pydantic import BaseModel
 from spectree import Response
 
-from db import Database, MessageRecord
+from db.database import Database
+from db.domain.records import MessageRecord
 from db.target import DatabaseTarget
 from service import resources
 from service.app import create_app, routes_for

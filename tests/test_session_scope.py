@@ -22,7 +22,7 @@ import pytest
 from pony import orm
 
 import service.middleware
-from db import Database
+from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app, open_for
 from tests.engines import settings_for

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from db import open_database
+from db.database import open_database
 from tests.helpers import REPO, copy_migrations, run_cli, service_env
 
 pytestmark = pytest.mark.slow

@@ -75,7 +75,7 @@ def test_the_walkthrough_adds_tags_in_five_files(tmp_path: Path) -> None:
     page = (REPO / "docs" / "endpoint.md").read_text()
     touched = apply(page, project)
     assert touched == [
-        "db/entities.py",
+        "db/domain/entities.py",
         "service/resources/tags.py",
         "tests/test_tags.py",
     ]
@@ -90,7 +90,7 @@ def test_the_walkthrough_adds_tags_in_five_files(tmp_path: Path) -> None:
         "no:cacheprovider",
         "tests/test_tags.py",
         "tests/test_openapi.py",
-        "tests/test_schema_check.py",
+        "tests/db/schema/test_check.py",
     )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     changed = git(

@@ -2,7 +2,7 @@
 
 Files 1..VERSION run on a scratch database of the same engine; only when
 the live database's schema equals what they created (the deep comparison
-of db/schema/same.py) are those versions recorded as applied, with the
+of same.py) are those versions recorded as applied, with the
 files' checksums, how='baselined' and an audit row each. Otherwise
 nothing is written and the error names every table and column that
 differs.
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from db.engines import migration_backend
+from db.engines.base.migration import AppliedMigration, Record
+from db.engines.base.schema import FullSchema
+from db.engines.base.sql import Dialect
 from db.errors import MigrationError
-from db.migrations.backend import Record, backend_for
 from db.migrations.files import Migration
 from db.migrations.runner import DEFAULT_LOCK_TIMEOUT, migrate
+from db.migrations.same import differences
 from db.migrations.scratch import scratch_like
-from db.migrations.sqltext import Dialect
-from db.records import AppliedMigration
-from db.schema.model import FullSchema
-from db.schema.same import differences
 from db.target import DatabaseTarget, SqliteTarget
 
 SHOWN = 12  # differences listed in the error; the count says how many more
@@ -29,7 +29,7 @@ SHOWN = 12  # differences listed in the error; the count says how many more
 def _expected(target: DatabaseTarget | Path, files: list[Migration]) -> FullSchema:
     with scratch_like(target) as scratch:
         migrate(scratch, files, announce=False)
-        with backend_for(scratch).session(DEFAULT_LOCK_TIMEOUT) as session:
+        with migration_backend(scratch).session(DEFAULT_LOCK_TIMEOUT) as session:
             return session.full_schema()
 
 
@@ -65,7 +65,7 @@ def baseline(
         target = SqliteTarget(target)
     if isinstance(target, SqliteTarget) and not target.path.exists():
         raise MigrationError(f"no database at {target.path}: nothing to adopt")
-    backend = backend_for(target)
+    backend = migration_backend(target)
     history = backend.read_history()
     if history:
         raise _has_history(backend.describe(), history)

@@ -14,54 +14,19 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from db import engines
+from db.engines.base.migration import Migration as Migration
+from db.engines.base.migration import stem_of as stem_of
+from db.engines.base.sql import DIALECTS as DIALECTS
+from db.engines.base.sql import Dialect
 from db.errors import MigrationError
-from db.migrations import rules
-from db.migrations.headers import Header, parse_header
-from db.migrations.sqltext import Dialect
+from db.migrations.headers import parse_header
 
-DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgres")
 FILE_PATTERN = re.compile(
     r"^(?P<version>\d{4,})_(?P<slug>[a-z0-9][a-z0-9_]*)"
     r"(?:\.(?P<dialect>sqlite|postgres))?\.sql$"
 )
 CHECKSUM_ALGORITHM = "sha256-lf"
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One migration file, read and checked for the dialect it will run on."""
-
-    version: int
-    name: str  # the file name, e.g. 0001_create_app_metadata.sql
-    sql: str
-    checksum: str
-    header: Header
-    statements: tuple[str, ...]
-    dialect: Dialect = "sqlite"  # the engine this file was read for
-    file_dialect: Dialect | None = None  # None: one file for every engine
-
-    @property
-    def foreign_keys_off(self) -> bool:
-        """Whether the runner turns SQLite's foreign keys off around it."""
-        return self.header.foreign_keys_off
-
-    @property
-    def stem(self) -> str:
-        """The name without dialect suffix and .sql: the version's identity."""
-        return stem_of(self.name)
-
-    @property
-    def empty(self) -> bool:
-        """A file with comments only (just made by `new`): no SQL yet."""
-        return not self.statements
-
-
-def stem_of(file_name: str) -> str:
-    """0001_x.sqlite.sql, 0001_x.postgres.sql and 0001_x.sql all give 0001_x."""
-    stem = file_name.removesuffix(".sql")
-    for dialect in DIALECTS:
-        stem = stem.removesuffix(f".{dialect}")
-    return stem
 
 
 def default_source() -> Traversable:
@@ -93,7 +58,7 @@ def read_migration(
     except UnicodeDecodeError as ex:
         raise MigrationError(f"{name}: not valid UTF-8 ({ex.reason})") from ex
     header = parse_header(name, text)
-    statements = tuple(rules.for_dialect(dialect).check(name, text, header))
+    statements = tuple(engines.rules_for(dialect).check(name, text, header))
     return Migration(
         version, name, text, checksum(text), header, statements, dialect, file_dialect
     )

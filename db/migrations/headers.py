@@ -9,8 +9,8 @@ off.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from db.engines.base.migration import Header
 from db.errors import MigrationError
 
 DIRECTIVE = re.compile(r"^\s*--\s*migrate\s*:(?P<body>.*)$", re.IGNORECASE)
@@ -24,32 +24,6 @@ KNOWN = (
     "lock_timeout=DURATION",
     "statement_timeout=DURATION",
 )
-
-
-@dataclass(frozen=True)
-class Header:
-    """What a file's header asks of the runner and the lint."""
-
-    foreign_keys_off: bool = False  # SQLite rebuilds: FKs off outside the transaction
-    destructive: bool = False  # a reviewer acknowledged the data this file deletes
-    transaction: bool = True  # False: PostgreSQL runs the one statement on its own
-    lock_timeout: str | None = None  # PostgreSQL lock_timeout for this file
-    statement_timeout: str | None = None  # PostgreSQL statement_timeout for this file
-
-    def modes(self) -> list[str]:
-        """The directives in effect, as written, for `migrate --plan`."""
-        modes = []
-        if self.foreign_keys_off:
-            modes.append("foreign_keys=off")
-        if not self.transaction:
-            modes.append("transaction=off")
-        if self.lock_timeout is not None:
-            modes.append(f"lock_timeout={self.lock_timeout}")
-        if self.statement_timeout is not None:
-            modes.append(f"statement_timeout={self.statement_timeout}")
-        if self.destructive:
-            modes.append("destructive")
-        return modes
 
 
 def _header_end(lines: list[str]) -> int:

@@ -8,12 +8,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from db.engines.base.migration import AppliedMigration
 from db.errors import MigrationError
 from db.migrations.files import Migration, stem_of
-from db.records import AppliedMigration, SchemaState
 
 log = logging.getLogger("db.migrate")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """Where the database stands against the migration files."""
+
+    version: int | None
+    applied: list[int]
+    pending: list[int]
+    unknown: list[int]
+    edited: list[int]
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing is pending or edited."""
+        return not self.pending and not self.edited
 
 
 def state(migrations: list[Migration], applied: dict[int, str]) -> SchemaState:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from db.migrations.backend import backend_for
+from db.engines import migration_backend
+from db.engines.base.schema import Column, Schema, Table
 from db.migrations.files import Migration
 from db.migrations.runner import migrate
 from db.migrations.statements import Effects, effects_of, is_plain_copy
-from db.schema.model import Column, Schema, Table
 from db.target import DatabaseTarget
 
 
@@ -122,7 +122,7 @@ def lint(
 ) -> list[Finding]:
     """Run the files one by one on scratch; the findings of the pending ones."""
     findings: list[Finding] = []
-    backend = backend_for(scratch)
+    backend = migration_backend(scratch)
     done: list[Migration] = []
     for migration in migrations:
         if migration.empty:

@@ -12,11 +12,16 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from db.engines import migration_backend
+from db.engines.base.migration import Backend
 from db.errors import MigrationError
-from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
-from db.migrations.history import check_history, empty_message, untracked_error
-from db.records import SchemaState
+from db.migrations.history import (
+    SchemaState,
+    check_history,
+    empty_message,
+    untracked_error,
+)
 from db.target import DatabaseTarget
 
 
@@ -65,7 +70,9 @@ def make_plan(
 ) -> tuple[RunPlan, Backend]:
     """What `migrate` would apply to target, read without writing anything."""
     backend = (
-        target if not isinstance(target, DatabaseTarget | Path) else backend_for(target)
+        target
+        if not isinstance(target, DatabaseTarget | Path)
+        else migration_backend(target)
     )
     try:
         untracked = backend.untracked_tables()

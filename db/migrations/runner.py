@@ -13,10 +13,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from db.engines import migration_backend
+from db.engines.base.migration import Backend
 from db.errors import MigrationError
-from db.migrations.backend import Backend, backend_for
 from db.migrations.files import Migration
 from db.migrations.history import (
+    SchemaState,
     check_history,
     checksums,
     empty_message,
@@ -25,7 +27,6 @@ from db.migrations.history import (
     state,
     untracked_error,
 )
-from db.records import SchemaState
 from db.target import DatabaseTarget
 
 log = logging.getLogger("db.migrate")
@@ -35,7 +36,7 @@ DEFAULT_LOCK_TIMEOUT = 120.0
 
 def _backend(target: DatabaseTarget | Path | Backend, synchronous: str) -> Backend:
     if isinstance(target, DatabaseTarget | Path):
-        return backend_for(target, synchronous)
+        return migration_backend(target, synchronous)
     return target
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from db.migrations import sqltext
-from db.migrations.sqltext import Dialect, Token
+from db.engines.base import sql
+from db.engines.base.sql import Dialect, Token
 
 
 @dataclass
@@ -36,34 +36,14 @@ class Effects:
         return table
 
 
-def _words(tokens: list[Token]) -> list[str]:
-    return [t.name if t.is_name else t.text for t in tokens]
-
-
-def _name_at(tokens: list[Token], i: int) -> tuple[str, int]:
-    """A possibly schema-qualified name starting at i: (its last part, next index)."""
-    name = tokens[i].name
-    i += 1
-    while i + 1 < len(tokens) and tokens[i].text == "." and tokens[i + 1].is_name:
-        name = tokens[i + 1].name
-        i += 2
-    return name, i
-
-
-def _skip(words: list[str], i: int, *optional: str) -> int:
-    while i < len(words) and words[i] in optional:
-        i += 1
-    return i
-
-
 def _alter(tokens: list[Token], effects: Effects) -> None:
-    words = _words(tokens)
-    i = _skip(words, 2, "if", "exists", "only")
+    words = sql.words(tokens)
+    i = sql.skip(words, 2, "if", "exists", "only")
     if i >= len(tokens):
         return
-    table, i = _name_at(tokens, i)
-    for action in sqltext.split_top_level(tokens[i:]):
-        act = _words(action)
+    table, i = sql.name_at(tokens, i)
+    for action in sql.split_top_level(tokens[i:]):
+        act = sql.words(action)
         if len(act) >= 3 and act[:2] == ["rename", "to"]:
             effects.table_renames[table] = act[2]
         elif act[:1] == ["rename"] and "to" in act:
@@ -72,17 +52,19 @@ def _alter(tokens: list[Token], effects: Effects) -> None:
             if to == start + 1 and to + 1 < len(act):
                 effects.column_renames[(table, act[start])] = act[to + 1]
         elif act[:1] == ["add"] and "default" in act:
-            start = _skip(act, 1, "column", "if", "not", "exists")
+            start = sql.skip(act, 1, "column", "if", "not", "exists")
             if start < len(act):
                 effects.added_with_default.add((table, act[start]))
 
 
 def _update(tokens: list[Token], effects: Effects) -> None:
-    words = _words(tokens)
-    i = _skip(words, 1, "only", "or", "replace", "rollback", "abort", "fail", "ignore")
+    words = sql.words(tokens)
+    i = sql.skip(
+        words, 1, "only", "or", "replace", "rollback", "abort", "fail", "ignore"
+    )
     if i >= len(tokens):
         return
-    table, i = _name_at(tokens, i)
+    table, i = sql.name_at(tokens, i)
     if "set" not in words[i:]:
         return
     start = words.index("set", i) + 1
@@ -107,13 +89,13 @@ def _update(tokens: list[Token], effects: Effects) -> None:
 
 
 def _insert(tokens: list[Token], effects: Effects) -> None:
-    words = _words(tokens)
+    words = sql.words(tokens)
     if "into" not in words:
         return
     i = words.index("into") + 1
     if i >= len(tokens):
         return
-    table, i = _name_at(tokens, i)
+    table, i = sql.name_at(tokens, i)
     columns: list[str] | None = None
     if i < len(tokens) and tokens[i].text == "(":
         close = i + 1
@@ -123,7 +105,7 @@ def _insert(tokens: list[Token], effects: Effects) -> None:
             close += 1
         columns = [
             part[0].name
-            for part in sqltext.split_top_level(tokens[i + 1 : close - 1])
+            for part in sql.split_top_level(tokens[i + 1 : close - 1])
             if part
         ]
         i = close
@@ -136,8 +118,8 @@ def _insert(tokens: list[Token], effects: Effects) -> None:
         if depth == 0 and token.kind == "word" and token.name == "from":
             end = n
             break
-    exprs = sqltext.split_top_level(body[:end])
-    if len(exprs) == 1 and _words(exprs[0]) == ["*"]:
+    exprs = sql.split_top_level(body[:end])
+    if len(exprs) == 1 and sql.words(exprs[0]) == ["*"]:
         effects.copied_star.add(table)
         return
     if columns is None:
@@ -149,8 +131,8 @@ def effects_of(statements: tuple[str, ...] | list[str], dialect: Dialect) -> Eff
     """Read renames and fills from a file's statements."""
     effects = Effects()
     for statement in statements:
-        tokens = sqltext.significant(sqltext.tokenize(statement, dialect))
-        words = _words(tokens[:2])
+        tokens = sql.significant(sql.tokenize(statement, dialect))
+        words = sql.words(tokens[:2])
         if words == ["alter", "table"]:
             _alter(tokens, effects)
         elif words[:1] == ["update"]:
@@ -168,16 +150,3 @@ def is_plain_copy(expr: list[Token]) -> bool:
     if len(names) == 1 and names[0].kind == "word" and names[0].name == "null":
         return True
     return all(t.is_name for t in names) and len(names) <= 2
-
-
-def concurrent_index(statement: str) -> str | None:
-    """The index a CREATE INDEX CONCURRENTLY statement builds (None otherwise)."""
-    tokens = sqltext.significant(sqltext.tokenize(statement, "postgres"))
-    words = _words(tokens)
-    i = _skip(words, 1, "unique")
-    if words[:1] != ["create"] or words[i : i + 2] != ["index", "concurrently"]:
-        return None
-    i = _skip(words, i + 2, "if", "not", "exists")
-    if i >= len(tokens) or not tokens[i].is_name or words[i] == "on":
-        return None
-    return _name_at(tokens, i)[0]

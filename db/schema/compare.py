@@ -9,7 +9,7 @@ release must start on a newer schema.
 
 from __future__ import annotations
 
-from db.schema.model import Schema, Table
+from db.engines.base.schema import Schema, Table
 
 
 def _unique_sets(table: Table) -> set[tuple[str, ...]]:

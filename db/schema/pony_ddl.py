@@ -3,7 +3,7 @@
 Pony's public API stops at Database.schema.generate_create_script(); the
 generator also needs each column's own definition (for ADD COLUMN) and
 each attribute's default (the value existing rows get when a column
-becomes NOT NULL). Used, and pinned by tests/test_pony_ddl.py:
+becomes NOT NULL). Used, and pinned by tests/db/schema/test_pony_ddl.py:
 
 - Database.schema.tables -> Table.column_list -> Column.name, get_sql():
   one column's DDL exactly as CREATE TABLE writes it;
@@ -12,10 +12,12 @@ becomes NOT NULL). Used, and pinned by tests/test_pony_ddl.py:
 - Attribute.converters[0].py2sql(value): the value as the provider stores it;
 - Column.is_pk, Column.converter.size: which columns are 64-bit auto keys.
 
-One correction of Pony's output: on PostgreSQL, Pony writes SERIAL (32-bit)
-for every auto key, size=64 or not, while the foreign keys to a 64-bit
-key are BIGINT. create_script() writes BIGSERIAL for those, so ids past
-2**31 fit on both engines (SQLite's INTEGER is 64-bit already).
+One correction of Pony's output, which the engine makes: on PostgreSQL,
+Pony writes SERIAL (32-bit) for every auto key, size=64 or not, while the
+foreign keys to a 64-bit key are BIGINT. create_script() hands each
+64-bit auto key's definition to the engine's wide_auto_key() (BIGSERIAL
+there; unchanged on SQLite, whose INTEGER is 64-bit already), so ids
+past 2**31 fit on both engines.
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ def _default_of(attr: Any) -> ColumnDefault | None:
     return ColumnDefault(value=attr.converters[0].py2sql(default))
 
 
+WideKey = Callable[[str], str]  # a 64-bit auto key's column DDL, as the engine needs it
+
+
 def _wide_auto_keys(orm_db: orm.Database) -> list[tuple[Any, Any]]:
-    """(table, column) of every 64-bit auto key, where Pony writes SERIAL."""
-    if orm_db.provider_name != "postgres":
-        return []
+    """(table, column) of every 64-bit auto key."""
     return [
         (table, column)
         for table in orm_db.schema.tables.values()
@@ -68,14 +71,12 @@ def _wide_auto_keys(orm_db: orm.Database) -> list[tuple[Any, Any]]:
     ]
 
 
-def _column_sql(column: Any, wide: bool) -> str:
+def _column_sql(column: Any, wide_key: WideKey | None) -> str:
     sql: str = column.get_sql()
-    return (
-        sql.replace("SERIAL PRIMARY KEY", "BIGSERIAL PRIMARY KEY", 1) if wide else sql
-    )
+    return wide_key(sql) if wide_key is not None else sql
 
 
-def create_script(orm_db: orm.Database) -> str:
+def create_script(orm_db: orm.Database, wide_key: WideKey) -> str:
     """Pony's CREATE script for the mapped entities, 64-bit auto keys corrected."""
     script: str = orm_db.schema.generate_create_script()
     quote = orm_db.provider.quote_name
@@ -83,18 +84,18 @@ def create_script(orm_db: orm.Database) -> str:
         start = script.index(f"CREATE TABLE {quote(table.name)} (")
         end = script.index(");", start)
         block = script[start:end].replace(
-            column.get_sql(), _column_sql(column, True), 1
+            column.get_sql(), _column_sql(column, wide_key), 1
         )
         script = script[:start] + block + script[end:]
     return script
 
 
-def entity_ddl(orm_db: orm.Database) -> EntityDDL:
+def entity_ddl(orm_db: orm.Database, wide_key: WideKey) -> EntityDDL:
     """The CREATE script, each column's definition and each column's default."""
     wide = {id(column) for _, column in _wide_auto_keys(orm_db)}
     column_sql = {
         (table.name.lower(), column.name.lower()): _column_sql(
-            column, id(column) in wide
+            column, wide_key if id(column) in wide else None
         )
         for table in orm_db.schema.tables.values()
         for column in table.column_list
@@ -108,7 +109,7 @@ def entity_ddl(orm_db: orm.Database) -> EntityDDL:
             if default is not None:
                 key = (str(entity._table_).lower(), attr.columns[0].lower())
                 defaults[key] = default
-    return EntityDDL(create_script(orm_db), column_sql, defaults)
+    return EntityDDL(create_script(orm_db, wide_key), column_sql, defaults)
 
 
 DefineEntities = Callable[[orm.Database], Any]

@@ -1,16 +1,17 @@
 """The text of a generated migration file: header, then each change commented.
 
-The header carries the runner's directives the plan needs
-(foreign_keys=off for SQLite rebuilds) and, when the plan deletes or
-rewrites data, the `-- migrate: destructive` line commented out: the
-lint refuses the file until a reviewer deletes the leading "-- ".
+The header carries the runner's directives the plan needs (the engine's
+planner writes them: foreign_keys=off for SQLite rebuilds) and, when the
+plan deletes or rewrites data, the `-- migrate: destructive` line
+commented out: the lint refuses the file until a reviewer deletes the
+leading "-- ".
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from db.schema.diff import Plan
+from db.engines.base.plan import Plan
 
 DESTRUCTIVE_HEADER = "-- migrate: destructive"
 
@@ -32,13 +33,7 @@ def _comment(prefix: str, text: str, indent: str = "") -> list[str]:
 def render(plan: Plan, file_name: str) -> str:
     """The migration file's text: header, then each change with its comments."""
     stem = file_name.removesuffix(".sql")
-    head: list[str] = []
-    if plan.foreign_keys_off:
-        head += [
-            "-- migrate: foreign_keys=off",
-            "-- (table rebuilds: the runner turns foreign keys off outside its",
-            "-- transaction and runs PRAGMA foreign_key_check before COMMIT)",
-        ]
+    head: list[str] = list(plan.header)
     if plan.destructive:
         head += [
             "-- This file deletes or rewrites data (the DESTRUCTIVE lines below).",

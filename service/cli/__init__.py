@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from db import StartupError
+from db.errors import StartupError
 from db.session import DRIVER_ERRORS
 from service import __version__, logs
 from service.cli.backup import cmd_backup

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from db import DatabaseError
 from db import migrate as migrations
-from db.dialects import sqlite_backup
+from db.engines.sqlite import backup as sqlite_backup
+from db.errors import DatabaseError
 from db.target import PostgresTarget
 from service.cli.common import EXIT_FAILED, EXIT_OK, found_migrations
 from service.cli.failures import describe
@@ -51,7 +51,7 @@ def _backup_postgres(
 ) -> int:
     """pg_dump into target when pg_dump is installed; one line either way."""
     # psycopg2 is imported only for the commands that need it.
-    from db.dialects import postgres_backup
+    from db.engines.postgres import backup as postgres_backup
 
     try:
         done = postgres_backup.dump(database, target, force=force)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from db import makemigration, schemacheck
 from db import migrate as migrations
+from db.engines import scratch_source
+from db.engines.base.engine import ScratchSource
+from db.engines.base.sql import Dialect
 from db.errors import MigrationError
-from db.migrations import history, lint, pg_server
+from db.migrations import history, lint
 from db.migrations.files import DIALECTS, Migration, catalog, discover
-from db.migrations.scratch import ServerScratch, scratch_like
-from db.migrations.sqltext import Dialect
+from db.schema import check as schemacheck
+from db.schema import makemigration
 from db.target import DatabaseTarget, SqliteTarget
 from service.cli.common import EXIT_FAILED, EXIT_OK
 from service.config import Settings
@@ -46,29 +48,25 @@ def _check_engine(
     folder: Path,
     found: list[Migration],
     pending: set[int],
-    like: DatabaseTarget,
-    server: ServerScratch | None,
+    dialect: Dialect,
+    source: ScratchSource,
 ) -> list[str]:
     """The lint, the entity comparison and the generator's plan on one engine."""
     problems = [
         history.empty_message(m) for m in found if m.empty and m.version in pending
     ]
-    with scratch_like(like) as scratch:
+    with source.database() as scratch:
         findings = lint.lint(found, pending, scratch)
     for finding in findings:
         if finding.acknowledged:
-            print(f"{like.dialect}: destructive: {finding}")
+            print(f"{dialect}: destructive: {finding}")
         else:
             problems.append(f"destructive: {finding}")
     problems += [
         f"entities vs migrations: {p}"
-        for p in schemacheck.migrations_problems(found, like=like)
+        for p in schemacheck.migrations_problems(found, source)
     ]
-    plan = (
-        makemigration.plan_postgres(folder, server)
-        if server is not None
-        else makemigration.plan_migration(folder)
-    )
+    plan = makemigration.plan(dialect, folder, source)
     problems += [
         "the entities need a migration that does not exist yet "
         f"(`python -m service makemigration NAME`): {change.summary}"
@@ -102,18 +100,14 @@ def cmd_check(settings: Settings) -> int:
                 if dialect == target.dialect
                 else {m.version for m in found}
             )
-            server = None
-            like: DatabaseTarget = SqliteTarget(Path("scratch"))
-            if dialect == "postgres":
-                try:
-                    server = stack.enter_context(pg_server.scratch_server(target))
-                except MigrationError as ex:
-                    problems.append(f"postgres: cannot check: {ex}")
-                    continue
-                like = server.server
+            try:
+                source = stack.enter_context(scratch_source(dialect, target))
+            except MigrationError as ex:
+                problems.append(f"{dialect}: cannot check: {ex}")
+                continue
             problems += [
                 f"{dialect}: {p}"
-                for p in _check_engine(folder, found, pending, like, server)
+                for p in _check_engine(folder, found, pending, dialect, source)
             ]
     for problem in problems:
         print(problem)

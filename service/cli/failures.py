@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from db.dialects import sqlite
+from db.engines.sqlite import errors as sqlite
 from db.errors import MigrationError, SchemaMismatchError
 from service.config import POSTGRES_EXTRA, Settings
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from db import makemigration
 from db import migrate as migrations
-from db.migrations import baseline, history, pg_server, plan
+from db.engines import scratch_source
+from db.migrations import baseline, history, plan
 from db.migrations.files import next_stem
+from db.schema import makemigration
 from db.target import SqliteTarget
 from service.cli.common import (
     EXIT_CONFIG,
@@ -108,7 +109,7 @@ def cmd_makemigration(settings: Settings, name: str | None, *, check: bool) -> i
     if not check and not name:
         print("makemigration: give a NAME (or --check)", file=sys.stderr)
         return EXIT_CONFIG
-    with pg_server.scratch_server(settings.target) as server:
+    with scratch_source("postgres", settings.target) as server:
         if check:
             plans = makemigration.plan_both(folder, server)
         else:

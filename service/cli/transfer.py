@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from db import migrate as migrations
-from db.dialects import sqlite
+from db.engines.sqlite import errors as sqlite
 from db.target import PostgresTarget
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, found_migrations
 from service.cli.failures import describe

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from pydantic import BaseModel
 
-from db import Database
+from db.database import Database
 from service import schemas
 from service.auth import Authenticator
 from service.config import Settings

@@ -3,7 +3,7 @@
 Every responder first resolves the bearer token to a user (401 otherwise);
 the db layer answers a conversation the user is not a member of exactly as
 one that does not exist (404), so nothing reveals it. Only the owner adds
-members and removes others; anyone may leave (db/members.py). Messages and
+members and removes others; anyone may leave (db/domain/members.py). Messages and
 search, inside these conversations, are in messages.py; handing ownership
 over and the operator's moderation, in ownership.py.
 """
@@ -16,11 +16,10 @@ import falcon
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import MemberRecord
-from db.conversations import Conversations as ConversationStore
-from db.members import Members as MemberStore
-from db.records import ConversationPage
-from db.users import Users as UserStore
+from db.domain.conversations import Conversations as ConversationStore
+from db.domain.members import Members as MemberStore
+from db.domain.records import ConversationPage, MemberRecord
+from db.domain.users import Users as UserStore
 from service.auth import caller
 from service.bodies import read_json
 from service.fields import Text

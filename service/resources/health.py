@@ -8,7 +8,7 @@ import falcon
 from pydantic import BaseModel, Field
 from spectree import Response
 
-from db import Database
+from db.database import Database
 from service.openapi import Route, documented
 from service.rendering import body
 from service.resources import Context

@@ -14,11 +14,15 @@ import falcon
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import MessagePage, MessageRecord, SearchHit
-from db.dialects import SNIPPET_CLOSE, SNIPPET_OPEN
-from db.messages import Messages as MessageStore
-from db.search import MAX_SEARCH_TERMS, TooManyTermsError
-from db.search import Search as SearchStore
+from db.domain.messages import Messages as MessageStore
+from db.domain.records import MessagePage, MessageRecord, SearchHit
+from db.domain.search import (
+    MAX_SEARCH_TERMS,
+    SNIPPET_CLOSE,
+    SNIPPET_OPEN,
+    TooManyTermsError,
+)
+from db.domain.search import Search as SearchStore
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
 from service.fields import MAX_ID, Text

@@ -9,8 +9,8 @@ import falcon
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import MetadataPage, MetadataRecord
-from db.metadata import Metadata as MetadataStore
+from db.domain.metadata import Metadata as MetadataStore
+from db.domain.records import MetadataPage, MetadataRecord
 from service.bodies import check_utf8_size, read_json
 from service.fields import AnyText, Key
 from service.openapi import Route, documented

@@ -3,7 +3,7 @@
 PUT /v1/conversations/{id}/owner is the owner's; the admin routes let the
 operator (SERVICE_ADMIN_TOKEN) add anyone to any conversation and remove
 anyone, its owner included (ownership then passes on as when the owner
-leaves). The rules live in db/members.py.
+leaves). The rules live in db/domain/members.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import falcon
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db.members import Members as MemberStore
+from db.domain.members import Members as MemberStore
 from service.auth import caller
 from service.bodies import read_json
 from service.openapi import Route, documented

@@ -9,8 +9,9 @@ import falcon
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
-from db import NotFoundError, UserRecord
-from db.users import Users as UserStore
+from db.domain.records import UserRecord
+from db.domain.users import Users as UserStore
+from db.errors import NotFoundError
 from service.auth import caller, new_token, token_hash
 from service.bodies import read_json
 from service.fields import Text

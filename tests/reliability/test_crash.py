@@ -200,7 +200,7 @@ def test_kill_9_during_a_migration_leaves_nothing_half_applied(tmp_path: Path) -
     """SIGKILL mid-migration (migrate, then serve): no trace; the next start finishes.
 
     SQLite only: it watches SQLite's write lock to kill mid-file. The
-    PostgreSQL runner's kill test is in tests/test_migrations_postgres.py.
+    PostgreSQL runner's kill test is in tests/db/engines/postgres/test_migration_backend.py.
     """
     rng = random.Random()  # kill timing, not secrets
     folder = copy_migrations(tmp_path / "mig", {f"{BIG:04d}_big.sql": SLOW_MIGRATION})

@@ -25,7 +25,7 @@ from tests.reliability.support import (
 
 pytestmark = pytest.mark.slow
 
-BUSY_TIMEOUT = 5.0  # db.dialects.sqlite.BUSY_TIMEOUT_MS
+BUSY_TIMEOUT = 5.0  # db.engines.sqlite.connection.BUSY_TIMEOUT_MS
 
 
 def timed_put(

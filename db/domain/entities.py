@@ -1,0 +1,109 @@
+"""Pony entities mirroring the SQL schema; every name is pinned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pony import orm
+
+from db.domain.timestamps import now  # noqa: F401 - a default for new entities' timestamps
+
+# ON DELETE rules, deliberately (Pony derives them from the reverse Set:
+# cascade_delete=True -> CASCADE, False -> none, i.e. SQLite's NO ACTION,
+# which refuses the parent's delete while children exist):
+# - a user's tokens and memberships go with the user (CASCADE);
+# - a user who authored messages or created conversations cannot be
+#   deleted until those are dealt with (NO ACTION): history is never
+#   erased as a side effect;
+# - a conversation's memberships and messages go with it (CASCADE).
+
+
+def define_entities(db: orm.Database) -> dict[str, Any]:
+    """Declare the entities on db and return them by name."""
+
+    class AppMetadata(db.Entity):
+        _table_ = "app_metadata"
+        key = orm.PrimaryKey(str, column="key", autostrip=False)
+        # Optional(str) is NOT NULL in SQL and, unlike Required, accepts "".
+        value = orm.Optional(str, column="value", autostrip=False)
+        # Naive UTC: Pony reads aware datetimes back naive on SQLite.
+        updated_at = orm.Required(datetime, column="updated_at")
+
+    class User(db.Entity):
+        _table_ = "users"
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
+        # 3-32 of [a-z0-9_], checked by the HTTP schema; unique: lookups by handle.
+        handle = orm.Required(
+            str, 32, unique=True, column="handle", index="unq_users_handle"
+        )
+        display_name = orm.Required(str, 100, column="display_name", autostrip=False)
+        created_at = orm.Required(datetime, column="created_at")
+        tokens = orm.Set("ApiToken", cascade_delete=True)
+        memberships = orm.Set("Membership", cascade_delete=True)
+        messages = orm.Set("Message", cascade_delete=False)
+        created_conversations = orm.Set(
+            "Conversation", reverse="created_by", cascade_delete=False
+        )
+        owned_conversations = orm.Set(
+            "Conversation", reverse="owner", cascade_delete=False
+        )
+
+    class ApiToken(db.Entity):
+        _table_ = "api_tokens"
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
+        user = orm.Required(User, column="user_id", index="ix_api_tokens_user")
+        # sha256 of the token; the token itself is never stored.
+        token_hash = orm.Required(
+            bytes, unique=True, column="token_hash", index="unq_api_tokens_hash"
+        )
+        created_at = orm.Required(datetime, column="created_at")
+        last_used_at = orm.Optional(datetime, column="last_used_at", nullable=True)
+        revoked_at = orm.Optional(datetime, column="revoked_at", nullable=True)
+
+    class Conversation(db.Entity):
+        _table_ = "conversations"
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
+        title = orm.Required(str, 200, column="title", autostrip=False)
+        created_by = orm.Required(
+            User,
+            column="created_by",
+            index="ix_conversations_created_by",
+            reverse="created_conversations",
+        )
+        # The member who adds and removes others (db/conversations.py); None
+        # only once nobody is left in the conversation.
+        owner = orm.Optional(
+            User,
+            column="owner_id",
+            index="ix_conversations_owner",
+            reverse="owned_conversations",
+        )
+        created_at = orm.Required(datetime, column="created_at")
+        # Equals created_at until the first message: "most recent activity".
+        last_message_at = orm.Required(datetime, column="last_message_at")
+        memberships = orm.Set("Membership", cascade_delete=True)
+        messages = orm.Set("Message", cascade_delete=True)
+
+    class Membership(db.Entity):
+        _table_ = "memberships"
+        conversation = orm.Required(Conversation, column="conversation_id")
+        user = orm.Required(User, column="user_id")
+        joined_at = orm.Required(datetime, column="joined_at")
+        # Is X a member of C: the primary key; C's members: its prefix.
+        orm.PrimaryKey(conversation, user)
+        # X's conversations, covering (no lookup into the table).
+        orm.composite_index(user, conversation)
+
+    class Message(db.Entity):
+        _table_ = "messages"
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
+        conversation = orm.Required(Conversation, column="conversation_id")
+        author = orm.Required(User, column="author_id", index="ix_messages_author")
+        body = orm.Required(str, column="body", autostrip=False)
+        created_at = orm.Required(datetime, column="created_at")
+        # Paging a conversation's messages by id, either direction.
+        orm.composite_index(conversation, id)
+
+    # Every entity declared above, by name: a new one needs no other line.
+    return dict(db.entities)

@@ -1,0 +1,134 @@
+"""Who is in a conversation and who owns it: add, remove, leave, hand over.
+
+The rules (docs/api.md, "Members and owners"):
+
+- the creator owns a conversation; only the owner adds members and removes
+  others; anyone may leave (remove themselves);
+- nobody removes the owner but the owner (by leaving) or the operator;
+- when the owner goes, the longest-standing member owns the conversation
+  (earliest joined, then lowest user id); once nobody is left, nobody does;
+- the owner may hand ownership to another member;
+- the operator (the admin token; actor None here) adds and removes anyone.
+
+Every method takes the conversation's lock first and checks after it
+(Conversations.lock_as_member), so a removal or hand-over answered 2xx is
+final: an add or removal that waited for it is judged by the new state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pony import orm
+
+from db.domain.conversations import Conversations
+from db.domain.records import ConversationRecord, MemberRecord
+from db.domain.timestamps import aware, now
+from db.errors import ForbiddenError, NotFoundError
+
+
+class Members:
+    """Change a conversation's members and owner; records only."""
+
+    def __init__(self, entities: dict[str, Any], conversations: Conversations) -> None:
+        self._conversation = entities["Conversation"]
+        self._membership = entities["Membership"]
+        self._user = entities["User"]
+        self._conversations = conversations
+
+    def add(
+        self, actor: int | None, conversation_id: int, handle: str
+    ) -> tuple[MemberRecord, bool]:
+        """Add handle (by the owner, or the operator); returns it and whether new.
+
+        NotFoundError for a conversation the actor is not in and for an
+        unknown handle; ForbiddenError for a member who is not the owner.
+        """
+        conversation = self._locked(actor, conversation_id, "adds members")
+        user = self._user.get(handle=handle)
+        if user is None:
+            raise NotFoundError(f"no user with handle {handle!r}")
+        membership = self._membership.get(conversation=conversation, user=user)
+        added = membership is None
+        if membership is None:
+            membership = self._membership(
+                conversation=conversation, user=user, joined_at=now()
+            )
+            if conversation.owner is None:  # the operator refills an empty one
+                conversation.owner = user
+        return (
+            MemberRecord(user.handle, user.display_name, aware(membership.joined_at)),
+            added,
+        )
+
+    def remove(self, actor: int | None, conversation_id: int, handle: str) -> None:
+        """Remove handle: oneself (leave), or anyone when the owner or the operator.
+
+        NotFoundError when the actor or handle is not a member;
+        ForbiddenError when a member other than the owner removes someone
+        else. When the owner goes, the longest-standing member owns it.
+        """
+        conversation = self._conversation_for(actor, conversation_id)
+        membership = orm.select(
+            mb
+            for mb in self._membership
+            if mb.conversation == conversation and mb.user.handle == handle
+        ).first()
+        if membership is None:
+            raise NotFoundError(f"{handle!r} is not a member of this conversation")
+        leaving = membership.user
+        owner = conversation.owner
+        if actor is not None and actor not in (leaving.id, owner and owner.id):
+            raise ForbiddenError(
+                "only the conversation's owner removes others; anyone may leave"
+            )
+        membership.delete()
+        if owner is not None and owner.id == leaving.id:
+            orm.flush()  # the departed member is not a candidate
+            conversation.owner = self._longest_standing(conversation)
+
+    def hand_over(
+        self, actor: int, conversation_id: int, handle: str
+    ) -> ConversationRecord:
+        """Make handle, a member, the owner; only the owner may.
+
+        NotFoundError when the actor or handle is not a member;
+        ForbiddenError when the actor is not the owner.
+        """
+        conversation = self._locked(actor, conversation_id, "hands ownership over")
+        membership = orm.select(
+            mb
+            for mb in self._membership
+            if mb.conversation == conversation and mb.user.handle == handle
+        ).first()
+        if membership is None:
+            raise NotFoundError(f"{handle!r} is not a member of this conversation")
+        conversation.owner = membership.user
+        return self._conversations.record(conversation_id)
+
+    def _locked(self, actor: int | None, conversation_id: int, does: str) -> Any:
+        """The locked conversation, when actor is its owner (or the operator)."""
+        conversation = self._conversation_for(actor, conversation_id)
+        if actor is not None and conversation.owner.id != actor:
+            raise ForbiddenError(f"only the conversation's owner {does}")
+        return conversation
+
+    def _conversation_for(self, actor: int | None, conversation_id: int) -> Any:
+        """Lock the conversation, check actor is in it; the Conversation entity."""
+        if actor is None:
+            self._conversations.lock(conversation_id)
+        else:
+            self._conversations.lock_as_member(actor, conversation_id)
+        conversation = self._conversation.get(id=conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"no conversation {conversation_id}")
+        return conversation
+
+    def _longest_standing(self, conversation: Any) -> Any:
+        """The member who joined first (then the lowest id), or None."""
+        first = (
+            orm.select(mb for mb in self._membership if mb.conversation == conversation)
+            .order_by(lambda mb: (mb.joined_at, mb.user.id))
+            .first()
+        )
+        return first.user if first is not None else None

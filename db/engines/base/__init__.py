@@ -1,0 +1,1 @@
+"""The interface every engine implements, and what the engines share."""

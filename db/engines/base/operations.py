@@ -1,0 +1,90 @@
+"""What domain code asks of an engine: the few things that differ.
+
+Domain modules (metadata, users, conversations, messages, search) speak
+Pony and never name an engine; they ask their Dialect ("serialise
+writers of this key", "search these words", "this raw timestamp as a
+datetime"). Values cross this interface converted: a store never parses
+what one driver returns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+Row = tuple[Any, ...]
+
+# Around matched terms in a snippet: control characters, which message
+# bodies may not contain, so the HTTP layer can escape the text and only
+# then turn these into markup.
+SNIPPET_OPEN = "\x02"
+SNIPPET_CLOSE = "\x03"
+SNIPPET_WORDS = 12
+
+
+class Dialect(Protocol):
+    """The engine-specific operations the domain code needs."""
+
+    @property
+    def name(self) -> Literal["sqlite", "postgres"]:
+        """Which engine."""
+
+    @property
+    def guard_lock(self) -> str:
+        """The clause that ends a SELECT of a row a write depends on.
+
+        Inside a write transaction, after the write's own lock: on
+        PostgreSQL " FOR KEY SHARE", so the read waits for a transaction
+        that locked the row FOR UPDATE (a revocation) or deletes it, and
+        such a writer waits for this transaction in turn; on SQLite
+        nothing, BEGIN IMMEDIATE already made writers take turns.
+        """
+
+    def lock_key(self, orm_db: Any, *key: object) -> None:
+        """Make concurrent writers of this logical key take turns.
+
+        For read-modify-write on rows that may not exist yet (an upsert):
+        row locks cannot cover a row nobody has inserted. Call inside the
+        write transaction; held until it ends.
+        """
+
+    def search(
+        self, orm_db: Any, user_id: int, terms: list[str], limit: int
+    ) -> list[Row]:
+        """Messages of the user's conversations containing every term, best first.
+
+        Rows are (message id, conversation id, author handle, created_at as
+        an aware UTC datetime, snippet), the snippet's matches between
+        SNIPPET_OPEN and SNIPPET_CLOSE and its text otherwise raw (the
+        caller escapes it).
+        """
+
+    def timestamp(self, raw: Any) -> datetime:
+        """A timestamp column of a raw row (db.select) as an aware UTC datetime."""
+
+    def timestamp_param(self, moment: datetime) -> Any:
+        """An aware datetime as a raw query's parameter, to compare with a column."""
+
+
+def timestamp_text(moment: datetime) -> str:
+    """An aware datetime as naive UTC ISO 8601 text, to the microsecond.
+
+    How Pony writes a datetime as text (SQLite stores it so), and the form
+    a conversation cursor holds.
+    """
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # Positional arguments and slicing off "+00:00": half the time of
+    # replace(tzinfo=None).isoformat(sep=..., timespec=...).
+    return moment.isoformat(" ", "microseconds")[:-6]
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Timestamp text (naive UTC, as timestamp_text writes it) as an aware datetime."""
+    try:
+        moment = datetime.fromisoformat(text + "+00:00")
+    except ValueError:  # not written by us: an offset or a 'Z' of its own
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:  # a bare date ignores the appended offset
+        return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""PostgreSQL: everything the service does that only PostgreSQL does."""

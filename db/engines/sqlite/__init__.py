@@ -1,0 +1,1 @@
+"""SQLite: everything the service does that only SQLite does."""
