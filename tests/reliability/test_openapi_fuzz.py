@@ -116,9 +116,19 @@ def api(
 
 
 def takes_input(operation: schemathesis.APIOperation) -> bool:
-    """Whether the operation has parameters or a body to get wrong."""
+    """Whether the operation has parameters or a body to get wrong.
+
+    A header whose schema is any string (If-None-Match) has no wrong value
+    that can reach the server: a header is a string on the wire.
+    """
     definition = operation.definition.raw
-    return bool(definition.get("parameters") or definition.get("requestBody"))
+    constrained = [
+        parameter
+        for parameter in definition.get("parameters", [])
+        if parameter.get("in") != "header"
+        or parameter.get("schema", {}) != {"type": "string"}
+    ]
+    return bool(constrained or definition.get("requestBody"))
 
 
 def sendable_as_generated(case: schemathesis.Case) -> bool:
