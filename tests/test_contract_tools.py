@@ -31,7 +31,7 @@ from tests.engines import settings_for
 from tests.helpers import REPO
 from tests.messaging_helpers import ADMIN_TOKEN
 
-pytestmark = [pytest.mark.slow, pytest.mark.engines("sqlite")]
+pytestmark = [pytest.mark.slow, pytest.mark.tools, pytest.mark.engines("sqlite")]
 
 
 @pytest.fixture
