@@ -139,9 +139,7 @@ class Events:
         query=EventsQuery,
         tags=["events"],
         stream=EVENT_TYPES,
-        resp=Response(
-            "HTTP_200", HTTP_429=ProblemOut, HTTP_501=ProblemOut, HTTP_503=ProblemOut
-        ),
+        resp=Response("HTTP_200", HTTP_429=ProblemOut, HTTP_501=ProblemOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Open a stream of my conversations' events (Server-Sent Events)."""
