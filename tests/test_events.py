@@ -8,10 +8,13 @@ events are committed with them exactly as a request's would be.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import falcon.testing
 import pytest
@@ -19,6 +22,7 @@ import pytest
 from db.database import Database
 from db.target import DatabaseTarget
 from service.app import create_app
+from service.events.following import Following
 from service.events.hub import Hub
 from service.server import Server
 from tests.engines import settings_for
@@ -347,3 +351,62 @@ def test_shutdown_ends_every_stream_with_a_retry_hint(
         assert stream.ended  # the last chunk: a clean end, not a reset connection
         assert any(f.retry for f in frames)
         stream.close()
+
+
+def test_resuming_from_past_the_retention_window_opens_with_a_reset(
+    live: Live, database: Database
+) -> None:
+    """An id whose events were pruned gets a reset (expired), then live events."""
+    cid = start(live.client, live.tokens["ann"], ["bob"])
+    bob = live.stream("bob")
+    post(live.client, live.tokens["ann"], cid, "old")
+    old = bob.event()
+    bob.close()
+    post(live.client, live.tokens["ann"], cid, "pruned too")
+    assert Following(database, timedelta(0)).prune() >= 2
+    stream = live.stream("bob", last_event_id=old.id)
+    reset = stream.event()
+    assert reset.event == "reset"
+    assert reset.json == {"reason": "expired", "last_event_id": old.id}
+    posted = post(live.client, live.tokens["ann"], cid, "new")
+    assert stream.event().json == posted
+
+
+def metric(url: str, name: str) -> float:
+    """The sum of a metric's samples on /metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )
+
+
+def test_a_slow_consumer_is_cut_off_and_resumes_from_its_last_id(
+    target: DatabaseTarget, database: Database
+) -> None:
+    """Past SERVICE_EVENTS_BUFFER_BYTES unsent the stream closes; resuming gets the rest."""
+    with serving(target, database, events_buffer_bytes=4096) as (url, client, _):
+        ann, bob = make_user(client, "ann"), make_user(client, "bob")
+        cid = start(client, ann, ["bob"])
+        slow = open_stream(url, bob)
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert metric(url, "service_events_streams") == 1
+        posted = []
+        for i in range(400):  # far more than the socket buffers and the cap hold
+            posted.append(post(client, ann, cid, f"{i:04d}" + "x" * 16_000)["id"])
+            if metric(url, 'service_events_streams_closed_total{reason="slow"}'):
+                break
+        assert metric(url, 'service_events_streams_closed_total{reason="slow"}') == 1
+        got = []
+        with contextlib.suppress(EOFError, ConnectionResetError):
+            while True:
+                got.append(slow.event(timeout=5))
+        slow.close()
+        resumed = open_stream(url, bob, last_event_id=slow.last_id)
+        missing = len(posted) - len(got)
+        got.extend(resumed.events(missing))
+        resumed.close()
+        assert [f.json["id"] for f in got] == posted
+        assert metric(url, "service_events_sent_total") >= len(posted)

@@ -120,9 +120,12 @@ class EventFeed:
             "DELETE FROM membership_periods WHERE until_event <= $upto",
             {"upto": upto},
         )
+        # The row is made at the first pruning (the migration leaves the
+        # table empty); it only ever grows, whoever prunes at the same time.
         self._db.execute(
-            "UPDATE event_retention SET pruned_through = $upto "
-            "WHERE id = 1 AND pruned_through < $upto",
+            "INSERT INTO event_retention (id, pruned_through) VALUES (1, $upto) "
+            "ON CONFLICT (id) DO UPDATE SET pruned_through = excluded.pruned_through "
+            "WHERE event_retention.pruned_through < excluded.pruned_through",
             {"upto": upto},
         )
         return int(removed)

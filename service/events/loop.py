@@ -275,10 +275,14 @@ class StreamLoop:
             if not complete:
                 self._reset(stream, "expired")
                 continue
+            sent = 0
             for event in page:
                 if not self.holding.send(stream, sse.event(event)):
                     break
-                stream.sent += 1
+                sent += 1
+            stream.sent += sent
+            if sent and self._metrics is not None:
+                self._metrics.events_sent.inc(sent)  # a backlog's events count too
             if stream not in self.holding:
                 continue
             if len(page) < PAGE:  # everything up to the cursor is sent
