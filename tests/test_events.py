@@ -24,6 +24,7 @@ from db.target import DatabaseTarget
 from service.app import create_app
 from service.events.following import Following
 from service.events.hub import Hub
+from service.resources.events import EVENT_TYPES
 from service.server import Server
 from tests.engines import settings_for
 from tests.events_helpers import SseStream, open_stream
@@ -410,3 +411,23 @@ def test_a_slow_consumer_is_cut_off_and_resumes_from_its_last_id(
         resumed.close()
         assert [f.json["id"] for f in got] == posted
         assert metric(url, "service_events_sent_total") >= len(posted)
+
+
+def test_the_contract_documents_the_stream(client: Client) -> None:
+    """/openapi.json: a text/event-stream 200, Last-Event-ID, each type's data schema."""
+    document = client.simulate_get("/openapi.json").json
+    operation = document["paths"]["/v1/events"]["get"]
+    ok = operation["responses"]["200"]["content"]["text/event-stream"]
+    assert set(ok["x-event-types"]) == set(EVENT_TYPES)
+    for ref in ok["x-event-types"].values():
+        assert ref["$ref"].rsplit("/", 1)[1] in document["components"]["schemas"]
+    names = {(p["name"], p["in"]) for p in operation["parameters"]}
+    assert {("Last-Event-ID", "header"), ("last_event_id", "query")} <= names
+    assert {"429", "503"} <= set(operation["responses"])
+
+
+def test_other_wsgi_servers_get_a_501_not_a_hung_worker(live: Live) -> None:
+    """Under a server that cannot hand a connection over, the stream is a 501 problem."""
+    got = live.client.simulate_get("/v1/events", headers=bearer(live.tokens["ann"]))
+    assert got.status_code == 501
+    assert got.headers["content-type"] == "application/problem+json"
