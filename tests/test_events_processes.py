@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -194,3 +195,57 @@ def test_random_disconnects_across_processes_lose_and_repeat_nothing(
     assert messages == posted
     ids = [int(f.id or 0) for f in received]
     assert ids == sorted(set(ids))
+
+
+def test_concurrent_writers_on_two_processes_reach_a_stream_once_in_order(
+    target: DatabaseTarget, serve: Any
+) -> None:
+    """Posts racing through two processes: every one arrives once, in id order.
+
+    On PostgreSQL ids commit out of order; the reader must hold back at a
+    gap until it settles, neither skipping an id nor sending one twice.
+    """
+    settings = listen_settings(target)[0]  # polling: the fallback behind a pooler
+    a, b = serve(**settings), serve(**settings)
+    ann = user(a.url, "ann")
+    writers = [user(b.url, f"writer{i}") for i in range(6)]
+    status, created = call(
+        a.url,
+        "POST",
+        "/v1/conversations",
+        ann,
+        {"title": "t", "members": [f"writer{i}" for i in range(6)]},
+    )
+    assert status == 201
+    cid = created["id"]
+    stream = open_stream(a.url, ann)
+    stream.frame()
+    start = stream.frame().id  # type: ignore[union-attr]
+    posted: list[int] = []
+    lock = threading.Lock()
+
+    def write(index: int) -> None:
+        for i in range(15):
+            url = (a, b)[(index + i) % 2].url
+            got = post(url, writers[index], cid, f"w{index} m{i}")["id"]
+            with lock:
+                posted.append(got)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        got = stream.events(len(posted), timeout=30)
+    finally:
+        stream.close()
+    ids = [int(f.id or 0) for f in got]
+    assert ids == sorted(set(ids))
+    assert sorted(f.json["id"] for f in got) == sorted(posted)
+    resumed = open_stream(b.url, ann, last_event_id=start)
+    try:
+        again = resumed.events(len(posted), timeout=30)
+    finally:
+        resumed.close()
+    assert [f.id for f in again] == [f.id for f in got]

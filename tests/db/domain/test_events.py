@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg2
 import pytest
 
 from db.database import Database
-from db.target import DatabaseTarget
+from db.target import DatabaseTarget, PostgresTarget
 from service.events.following import Following
 from tests.engines import rows
 
@@ -88,3 +89,66 @@ def test_pruning_removes_a_prefix_and_records_where_it_ends(
         assert database.feed.newest() == newest  # known though none is left
     assert Following(database, timedelta(0)).resume(str(newest - 1)).reset == "expired"
     assert Following(database, timedelta(0)).resume(str(newest)).after == newest
+
+
+class EventWriter:
+    """Another connection's transaction that writes an event as the stores do."""
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        assert isinstance(target, PostgresTarget)
+        self.con = psycopg2.connect(target.url)
+        cur = self.con.cursor()
+        cur.execute("SELECT pg_current_xact_id()")  # as Dialect.before_event
+        cur.execute(
+            "INSERT INTO events (conversation_id, kind, data, created_at) "
+            "VALUES (NULL, 'test.event', '{}', now()) RETURNING id"
+        )
+        self.id = int(cur.fetchone()[0])
+
+    def end(self, commit: bool) -> None:
+        """Commit or roll back, and close."""
+        if commit:
+            self.con.commit()
+        else:
+            self.con.rollback()
+        self.con.close()
+
+
+def read_ids(following: Following, cursor: int) -> tuple[list[int], bool]:
+    """The settled ids after cursor, and whether a gap waits."""
+    events, _, waiting = following.read(cursor)
+    return [e.id for e in events], waiting
+
+
+@pytest.mark.engines("postgres")  # SQLite's writers take turns: ids commit in order
+@pytest.mark.parametrize("commit", [True, False])
+def test_the_postgres_tail_holds_back_at_a_gap_until_it_settles(
+    database: Database, target: DatabaseTarget, commit: bool
+) -> None:
+    """An id committed after a later one is neither skipped nor sent twice."""
+    following = Following(database, timedelta(hours=1))
+    cursor = following.start()
+    assert cursor is not None
+    slow = EventWriter(target)  # takes id N, still running
+    fast = EventWriter(target)  # takes id N+1
+    fast.end(commit=True)
+    assert read_ids(following, cursor) == ([], True)  # N may still commit
+    assert read_ids(following, cursor) == ([], True)
+    slow.end(commit=commit)
+    expected = [slow.id, fast.id] if commit else [fast.id]
+    got, waiting = read_ids(following, cursor)
+    assert (got, waiting) == (expected, False)
+
+
+@pytest.mark.engines("postgres")  # SQLite's writers take turns
+def test_the_postgres_tail_starts_after_writers_in_flight_end(
+    database: Database, target: DatabaseTarget
+) -> None:
+    """A new reader's start waits for the event writers running when it looked."""
+    following = Following(database, timedelta(hours=1))
+    slow = EventWriter(target)
+    fast = EventWriter(target)
+    fast.end(commit=True)
+    assert following.start() is None  # slow's id is below the newest: not settled
+    slow.end(commit=True)
+    assert following.start() == fast.id
