@@ -384,6 +384,7 @@ def metric(url: str, name: str) -> float:
     )
 
 
+@pytest.mark.slow  # megabytes of events to fill the socket buffers
 def test_a_slow_consumer_is_cut_off_and_resumes_from_its_last_id(
     target: DatabaseTarget, database: Database
 ) -> None:
@@ -396,8 +397,10 @@ def test_a_slow_consumer_is_cut_off_and_resumes_from_its_last_id(
         assert metric(url, "service_events_streams") == 1
         posted = []
         for i in range(400):  # far more than the socket buffers and the cap hold
-            posted.append(post(client, ann, cid, f"{i:04d}" + "x" * 16_000)["id"])
-            if metric(url, 'service_events_streams_closed_total{reason="slow"}'):
+            posted.append(post(client, ann, cid, f"{i:04d}" + "x" * 30_000)["id"])
+            if i % 10 == 9 and metric(
+                url, 'service_events_streams_closed_total{reason="slow"}'
+            ):
                 break
         assert metric(url, 'service_events_streams_closed_total{reason="slow"}') == 1
         got = []
