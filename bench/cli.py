@@ -295,12 +295,16 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the load benchmark, `micro` (in-process) or `versus` (a commit)."""
+    """Dispatch: the load benchmark, `micro`, `events` (live delivery) or `versus`."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["micro"]:
         from bench import micro
 
         return micro.main(argv[1:])
+    if argv[:1] == ["events"]:
+        from bench import events
+
+        return events.main(argv[1:])
     if argv[:1] == ["versus"]:
         from bench import versus
 

@@ -23,6 +23,8 @@ from db.connections import Connections
 from db.domain.conversations import Conversations
 from db.domain.crud import Crud
 from db.domain.entities import define_entities
+from db.domain.event_feed import EventFeed
+from db.domain.events import Events
 from db.domain.members import Members
 from db.domain.messages import Messages
 from db.domain.metadata import Metadata
@@ -37,7 +39,7 @@ from db.migrations import files, runner
 from db.migrations.files import Migration
 from db.migrations.history import SchemaState, state
 from db.schema.check import check_mapping
-from db.session import begin_write, writing
+from db.session import begin_write, reading, writing
 from db.target import SqliteTarget
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,10 @@ class Database:
     migrations: list[Migration]
     gate: WriteGate
     connections: Connections
+    close_hooks: list[Callable[[], None]] = field(default_factory=list)
     metadata: Metadata = field(init=False)
+    events: Events = field(init=False)
+    feed: EventFeed = field(init=False)
     users: Users = field(init=False)
     conversations: Conversations = field(init=False)
     members: Members = field(init=False)
@@ -94,10 +99,14 @@ class Database:
         entities = self.orm.entities
         dialect = self.engine.dialect
         self.metadata = Metadata(self.orm, entities, dialect)
-        self.users = Users(self.orm, entities, dialect)
-        self.conversations = Conversations(self.orm, entities, dialect)
-        self.members = Members(entities, self.conversations)
-        self.messages = Messages(self.orm, entities, self.conversations, dialect)
+        self.events = Events(self.orm, entities, dialect)
+        self.feed = EventFeed(self.orm, dialect, self.engine.event_tail())
+        self.users = Users(self.orm, entities, dialect, self.events)
+        self.conversations = Conversations(self.orm, entities, dialect, self.events)
+        self.members = Members(entities, self.conversations, self.events)
+        self.messages = Messages(
+            self.orm, entities, self.conversations, dialect, self.events
+        )
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
 
@@ -124,6 +133,14 @@ class Database:
         """A write transaction outside a request (jobs, commands, tests)."""
         return writing(self.orm, self.gate)
 
+    def reading(self) -> AbstractContextManager[None]:
+        """A read-only db_session outside a request (the event stream's thread)."""
+        return reading()
+
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Call hook first thing in close() (a thread that reads the database)."""
+        self.close_hooks.append(hook)
+
     def on_write_lock_wait(self, observe: Callable[[float, bool], None]) -> None:
         """Call observe(seconds waited, acquired) on every write-lock acquisition."""
         self.gate.observe = observe
@@ -149,6 +166,8 @@ class Database:
 
     def close(self) -> None:
         """Write pending bookkeeping, close every connection, then maintenance."""
+        for hook in self.close_hooks:
+            hook()
         self.token_uses.close()
         self.orm.disconnect()
         self.connections.close_all()

@@ -68,6 +68,16 @@ def writing(orm_db: orm.Database, gate: WriteGate) -> Iterator[None]:
         gate.release()
 
 
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """A read-only db_session outside a request; driver errors translated."""
+    try:
+        with READ:
+            yield
+    except (orm.OrmError, orm.DBException) as ex:
+        raise_translated(ex)
+
+
 def finish(context: Any, succeeded: bool) -> None:
     """Leave a db_session: commit when succeeded, roll back otherwise."""
     if not succeeded:

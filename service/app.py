@@ -14,6 +14,7 @@ from service.bodies import request_class
 from service.config import Settings
 from service.cors import CorsPolicy
 from service.docs_page import BUNDLE, DocsPage
+from service.events.hub import Hub
 from service.metrics import Metrics, MetricsResource
 from service.middleware import DbSession, RequestContext
 from service.paths import guard
@@ -60,19 +61,36 @@ def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Rou
     return routes
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> falcon.App:  # type: ignore[type-arg]
-    """Build the WSGI app; opens (migrates, checks) the database unless given one."""
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    hub: Hub | None = None,
+) -> falcon.App:  # type: ignore[type-arg]
+    """Build the WSGI app; opens (migrates, checks) the database unless given one.
+
+    hub holds the event streams (GET /v1/events); one is made when not given.
+    """
     if database is None:
         database = open_for(settings)
     metrics = Metrics()
     database.on_write_lock_wait(metrics.observe_lock_wait)
     metrics.schema_version.set(database.current_state().version or 0)
+    if hub is None:
+        hub = Hub(database, settings)
+    hub.metrics = metrics
     auth = Authenticator(database.users, database.token_uses, settings.admin_token)
-    routes = routes_for(resources.Context(settings, database, auth), metrics)
+    routes = routes_for(resources.Context(settings, database, auth, hub), metrics)
+    events = database.events
+
+    def written(committed: bool) -> None:
+        # An event committed here: the stream thread reads it now, not at its poll.
+        if events.take_written() and committed:
+            hub.poke()
 
     middleware: list[Any] = [
         RequestContext(metrics),
-        DbSession(database, auth.check, requirements(routes), auth.confirm),
+        DbSession(database, auth.check, requirements(routes), auth.confirm, written),
     ]
     if settings.cors_origins:
         # First, so that its process_response runs last, on the final answer.

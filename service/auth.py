@@ -127,6 +127,10 @@ class Authenticator:
 
     def _user(self, req: falcon.Request) -> Caller:
         token = bearer(req)
+        if token is None and req.context.get("query_token", False):
+            # RFC 6750 2.3, for the one route that allows it (GET /v1/events):
+            # a browser's EventSource cannot send an Authorization header.
+            token = req.get_param("access_token") or None
         if token is None:
             raise unauthorized("send an API token as Authorization: Bearer <token>")
         digest = token_hash(token)

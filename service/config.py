@@ -18,6 +18,7 @@ from pydantic_settings import (
 
 from db.target import POSTGRES_SCHEMES, DatabaseTarget, PostgresTarget, SqliteTarget
 from service.cors import parse_origins
+from service.event_settings import EventSettings
 from service.secret_files import SecretFileError, read_secret_file
 
 ENV_PREFIX = "SERVICE_"
@@ -25,7 +26,7 @@ IMAGE_DEFAULT_PATH = "SERVICE_DEFAULT_DATABASE_PATH"
 MIN_ADMIN_TOKEN_LENGTH = 16
 # Secrets that may come from a file instead (Docker and Kubernetes secrets):
 # SERVICE_<NAME>_FILE holds the path; one of the two may be set, not both.
-FILE_FIELDS = ("admin_token", "database_url")
+FILE_FIELDS = ("admin_token", "database_url", "events_listen_url")
 POSTGRES_EXTRA = "pip install 'service-foundation[postgres]'"
 
 
@@ -72,7 +73,7 @@ class SecretFiles(PydanticBaseSettingsSource):
         return values
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, EventSettings):
     """Everything the service reads from its environment (prefix SERVICE_)."""
 
     # An empty variable counts as unset (compose passes ${VAR:-} on as "").
@@ -233,6 +234,11 @@ class Settings(BaseSettings):
                 "SERVICE_DATABASE_URL and SERVICE_DATABASE_PATH are both set; "
                 "set one (URL: PostgreSQL, path: SQLite)"
             )
+        if self.events_listen_url is not None and self.database_url is None:
+            raise ValueError(
+                "SERVICE_EVENTS_LISTEN_URL is for PostgreSQL (LISTEN); it needs "
+                "SERVICE_DATABASE_URL"
+            )
         return self
 
     @property
@@ -284,4 +290,4 @@ def load_settings() -> Settings:
 
 
 # Never echoed in an error, whatever is wrong with them.
-_SECRET_FIELDS = frozenset({"admin_token", "database_url"})
+_SECRET_FIELDS = frozenset({"admin_token", "database_url", "events_listen_url"})

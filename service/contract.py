@@ -15,13 +15,14 @@ import json
 import re
 from typing import Any
 
+from service.contract_streams import document_stream
 from service.examples import add_examples
 from service.paths import parameter_schema
 
 DESCRIPTION = (
     "A chat backend: users and API tokens (admin), conversations with members, "
-    "messages and full-text search. Every error is application/problem+json "
-    "(RFC 9457)."
+    "messages, full-text search and live delivery (Server-Sent Events). Every "
+    "error is application/problem+json (RFC 9457)."
 )
 LICENSE = {"name": "MIT", "identifier": "MIT"}
 CONTACT = {
@@ -33,6 +34,7 @@ CONTACT = {
 TAGS = {
     "admin": "Users and API tokens: SERVICE_ADMIN_TOKEN only",
     "conversations": "A user's conversations and their members",
+    "events": "Live delivery: a resumable stream of my conversations' events",
     "health": "Liveness and readiness probes",
     "messages": "Messages in a user's conversations, and search over them",
     "metadata": "The operator's key/value pairs",
@@ -93,7 +95,7 @@ def _headers_for(status: str, conditional: bool) -> dict[str, Any]:
     names = ["X-Request-ID"]
     if status == "401":
         names.append("WWW-Authenticate")
-    if status in ("503", "507"):
+    if status in ("429", "503", "507"):
         names.append("Retry-After")
     if status == "201":
         names.append("Location")
@@ -187,6 +189,7 @@ def refine(
     path_types: dict[tuple[str, str], Any],
     etag_operations: set[str],
     no_422: set[str],
+    streams: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Complete spectree's document (see the module)."""
     components = document.setdefault("components", {})
@@ -215,6 +218,8 @@ def refine(
                 _parameter(path, parameter, path_types)
             if conditional:
                 operation.setdefault("parameters", []).append(_IF_NONE_MATCH)
+            if operation.get("operationId") in (streams or {}):
+                document_stream(operation, schemas, streams[operation["operationId"]])  # type: ignore[index]
             for status, response in operation.get("responses", {}).items():
                 _problem_media(response)
                 if status == "304":

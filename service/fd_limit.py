@@ -82,3 +82,33 @@ def fit(connection_limit: int, threads: int, *, explicit: bool) -> FdBudget:
         extra={"event.action": "connection_limit_lowered", "connection_limit": fits},
     )
     return FdBudget(fits, soft, hard, raised_from)
+
+
+def fit_streams(budget: FdBudget, threads: int, streams: int) -> int:
+    """Raise the soft limit for event streams too; how many of them fit.
+
+    Each event stream is an open socket that waitress no longer counts
+    (service/events/), so the limit must hold them beside the
+    connections. Connections come first: the streams get what is left
+    under the hard limit, with a warning when that is fewer than asked.
+    """
+    base = budget.connection_limit + reserve(threads)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = base + streams
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if new_soft > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+            soft = new_soft
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return streams
+    fits = max(0, soft - base)
+    log.warning(
+        "the open-file limit (RLIMIT_NOFILE) is %d: holding at most %d event "
+        "streams instead of %d",
+        soft,
+        fits,
+        streams,
+        extra={"event.action": "event_streams_lowered", "event_streams_limit": fits},
+    )
+    return fits

@@ -42,6 +42,7 @@ KNOWN_METHODS = frozenset(
 OTHER_METHOD = "other"
 UNMATCHED = "unmatched"
 LOCK_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0)
 
 # The `_created` series (a timestamp per labelled child) would double what
 # /metrics holds and says nothing a counter's reset does not.
@@ -88,6 +89,30 @@ class Metrics:
             "Newest applied migration version",
             registry=self.registry,
             multiprocess_mode="livemax",  # the workers agree; a dead one does not count
+        )
+        # Live delivery (service/events/): what the stream thread holds and sends.
+        self.event_streams = Gauge(
+            "service_events_streams",
+            "Event streams open (GET /v1/events subscribers)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.events_sent = Counter(
+            "service_events_sent",
+            "Events written to event streams (one per stream)",
+            registry=self.registry,
+        )
+        self.event_lag = Histogram(
+            "service_events_delivery_lag_seconds",
+            "From an event's write to its being sent to its live streams",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.event_streams_closed = Counter(
+            "service_events_streams_closed",
+            "Event streams ended, by reason",
+            ["reason"],
+            registry=self.registry,
         )
         # (template, method, status) -> the labelled children: labels() takes a
         # lock and builds a key per call, and the route label is a regex away

@@ -125,11 +125,14 @@ class DbSession:
         authenticate: Callable[[falcon.Request, Requirement], None],
         requirements: dict[tuple[str, str], Requirement],
         confirm: Callable[[falcon.Request, Requirement], None] | None = None,
+        written: Callable[[bool], None] | None = None,
     ) -> None:
         self._database = database
         self._authenticate = authenticate
         self._requirements = requirements
         self._confirm = confirm
+        # After a write transaction ended: whether it committed.
+        self._written = written
 
     def process_resource(
         self,
@@ -142,6 +145,8 @@ class DbSession:
         if resource is None:
             return
         requirement = self._requirements.get((req.uri_template or "", req.method))
+        # A resource may take its token from ?access_token= (service.auth).
+        req.context.query_token = getattr(resource, "query_token", False)
         if not getattr(resource, "uses_database", True):
             self._authenticate(req, requirement)
             return
@@ -169,8 +174,12 @@ class DbSession:
         req.context.db_session = None
         writing = req.context.get("db_writing", False)
         req.context.db_writing = False
+        committed = False
         try:
             finish(session, req_succeeded and resp.status_code < 400)
+            committed = req_succeeded and resp.status_code < 400
         finally:
             if writing:
                 self._database.end_write()
+                if self._written is not None:
+                    self._written(committed)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import falcon
+from pydantic import BaseModel
 from spectree import Response, SpecTree
 
 from service import __version__, contract
@@ -31,18 +32,25 @@ Requirement = Literal["user", "admin", "operator"] | None
 
 
 def documented(
-    *, auth: Requirement = None, etag: bool = False, **spectree_options: Any
+    *,
+    auth: Requirement = None,
+    etag: bool = False,
+    stream: dict[str, type[BaseModel]] | None = None,
+    **spectree_options: Any,
 ) -> Callable[[F], F]:
     """Declare who may call a responder, and its spectree.validate() options.
 
     Only records them (the middleware enforces auth, see service.auth);
     the responder itself is not wrapped. etag=True: the responder answers
     with service.rendering.send_one (ETag, 304 on If-None-Match).
+    stream: the 200 is a text/event-stream of these event types, each
+    with the model of its data (service.contract_streams documents it).
     """
 
     def mark(func: F) -> F:
         func.__auth__ = auth  # type: ignore[attr-defined]
         func.__etag__ = etag  # type: ignore[attr-defined]
+        func.__stream__ = stream  # type: ignore[attr-defined]
         func.__openapi__ = spectree_options  # type: ignore[attr-defined]
         return func
 
@@ -124,6 +132,7 @@ def _shadow(
     no_422: set[str],
     who: dict[str, Requirement],
     tag_docs: dict[str, str],
+    streams: dict[str, dict[str, type[BaseModel]]],
 ) -> object:
     """A copy of resource whose documented responders carry spectree's wrapper.
 
@@ -146,6 +155,9 @@ def _shadow(
             if 422 not in statuses:
                 no_422.add(options["operation_id"])
             who[options["operation_id"]] = auth
+            stream = getattr(func, "__stream__", None)
+            if stream is not None:
+                streams[options["operation_id"]] = stream
             summary = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n")[0]
             for tag in options.get("tags", []):
                 tag_docs.setdefault(tag, summary)
@@ -202,8 +214,11 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
     no_422: set[str] = set()
     who: dict[str, Requirement] = {}
     tag_docs: dict[str, str] = {}
+    streams: dict[str, dict[str, type[BaseModel]]] = {}
     for template, resource, suffix in routes:
-        shadow = _shadow(resource, template, suffix, spec, no_422, who, tag_docs)
+        shadow = _shadow(
+            resource, template, suffix, spec, no_422, who, tag_docs, streams
+        )
         doc_app.add_route(template, shadow, suffix=suffix)
     spec.register(doc_app)
     return contract.refine(
@@ -214,6 +229,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
         path_types=_path_types(routes),
         etag_operations=_etag_operations(routes),
         no_422=no_422,
+        streams=streams,
     )
 
 

@@ -55,9 +55,12 @@ class Server:
         port: int,
         threads: int,
         shutdown_timeout: float,
+        on_stop: Callable[[], None] | None = None,
         **adjustments: Any,
     ) -> None:
         self._stop = threading.Event()
+        # Run first when stopping, before the drain (the event streams' end).
+        self._on_stop = on_stop
         self._stop_reason = "stop requested"
         self._shutdown_timeout = shutdown_timeout
         if "channel_timeout" in adjustments:
@@ -109,6 +112,8 @@ class Server:
         # Logged here, not in the signal handler: see StopSignals._handle.
         log.info("%s; draining", self._stop_reason)
         listening.stop_accepting()
+        if self._on_stop is not None:
+            self._on_stop()
         deadline = time.monotonic() + self._shutdown_timeout
         while True:
             for channel in listening.channels():

@@ -39,10 +39,17 @@ def _default(name: str, default: Any) -> str:
     return str(default)
 
 
+def _ordered() -> list[str]:
+    """Settings' own fields in order, then those of its parts (EventSettings)."""
+    own = [n for n in Settings.model_fields if n in Settings.__annotations__]
+    return own + [n for n in Settings.model_fields if n not in own]
+
+
 def setting_rows() -> list[SettingRow]:
     """Every variable, in the model's order; each secret's _FILE after it."""
     rows = []
-    for name, field in Settings.model_fields.items():
+    for name in _ordered():
+        field = Settings.model_fields[name]
         rows.append(
             SettingRow(
                 variable(name), _default(name, field.default), field.description or ""

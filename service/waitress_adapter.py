@@ -21,6 +21,15 @@ and takes all of it from here:
 6. `wasyncore.loop(count=1, use_poll=True)`, `wasyncore.dispatcher.close()`
    (a listener's socket without its trigger) and `wasyncore.close_all()`.
 7. `pull_trigger()` and `task_dispatcher.shutdown()`.
+8. A stream's hand-off (service.handoff): `WSGITask` (subclassed as
+   `HandoffTask`, the channel's `task_class`): `get_environment()` marks
+   the request DETACHABLE; `finish()` builds the head with
+   `build_response_header()` (and its `chunked_response`) instead of
+   writing it, and clears `close_on_finish`. The channel's
+   `requests_lock`/`requests` (pipelined requests after a stream are
+   dropped), `writable()`/`handle_write()` (the loop thread detaches once
+   `service()` popped the request), `del_channel()` (out of the socket map
+   and `active_channels`, the socket left open) and `outbufs`.
 
 tests/test_waitress_adapter.py fails when waitress changes under any of them.
 """
@@ -36,8 +45,9 @@ from typing import Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 
+from service.handoff import DETACHABLE, HANDOFF, Handoff
 from service.middleware import new_request_id
 from service.problems import PROBLEM_JSON, phrase
 
@@ -78,11 +88,40 @@ class ProblemErrorTask(ErrorTask):  # type: ignore[misc]
         self.write(body)
 
 
-class ServiceChannel(HTTPChannel):  # type: ignore[misc]
-    """A channel with problem+json errors and a lingering close after them."""
+class HandoffTask(WSGITask):  # type: ignore[misc]
+    """A WSGI task whose response may be handed over after its head (a stream)."""
 
+    def get_environment(self) -> dict[str, Any]:
+        """waitress' environ, marked: this server can hand the connection over."""
+        environ: dict[str, Any] = WSGITask.get_environment(self)
+        environ[DETACHABLE] = True
+        return environ
+
+    def finish(self) -> None:
+        """Hand the connection over when the app asked for it; else as waitress."""
+        handoff: Handoff | None = (self.environ or {}).pop(HANDOFF, None)
+        if handoff is None:
+            WSGITask.finish(self)
+            return
+        started: bool = getattr(self, "wrote_header", False)
+        if started or not self.status.startswith("200"):
+            handoff.cancel()  # an error after the responder: answered as usual
+            WSGITask.finish(self)
+            return
+        head = self.build_response_header()
+        self.wrote_header = True
+        # The connection is not closed when the task ends: it changes hands.
+        self.close_on_finish = False
+        self.channel.hand_over(handoff, head, self.chunked_response)
+
+
+class ServiceChannel(HTTPChannel):  # type: ignore[misc]
+    """A channel with problem+json errors, a lingering close, and hand-offs."""
+
+    task_class = HandoffTask
     error_task_class = ProblemErrorTask
     linger_on_close = False
+    _handoff: tuple[Handoff, bytes, bool] | None = None
     _lingering = False
     _linger_until = 0.0
     _idle_until = 0.0
@@ -110,8 +149,52 @@ class ServiceChannel(HTTPChannel):  # type: ignore[misc]
         self._linger_left = LINGER_MAX_BYTES
         self.will_close = self.close_when_flushed = False
 
+    def hand_over(self, handoff: Handoff, head: bytes, chunked: bool) -> None:
+        """From the task's thread: detach once the task is done (see writable)."""
+        with self.requests_lock:
+            # Requests pipelined after a stream would never be answered.
+            for request in self.requests[1:]:
+                request.close()
+            del self.requests[1:]
+            self._handoff = (handoff, head, chunked)
+
+    def writable(self) -> bool:
+        """Also when a hand-off waits and service() has popped its request."""
+        if self._handoff is not None:
+            return not self.requests
+        return bool(HTTPChannel.writable(self))
+
+    def handle_write(self) -> None:
+        """Detach for a waiting hand-off; else waitress' flush."""
+        if self._handoff is not None:
+            if not self.requests:
+                self._detach()
+            return
+        HTTPChannel.handle_write(self)
+
+    def _detach(self) -> None:
+        """Out of the socket map, the socket to the hand-off (loop thread)."""
+        assert self._handoff is not None  # noqa: S101 - handle_write checked
+        handoff, head, chunked = self._handoff
+        self._handoff = None
+        sock = self.socket
+        self.del_channel()
+        self.connected = False
+        for outbuf in self.outbufs:
+            outbuf.close()
+        try:
+            taken = socket.socket(
+                sock.family, sock.type, sock.proto, fileno=sock.detach()
+            )
+        except OSError:
+            handoff.cancel()
+            return
+        handoff.adopt(taken, head, chunked)
+
     def readable(self) -> bool:
         """While lingering: read until a bound is reached (then close)."""
+        if self._handoff is not None:
+            return False  # nothing more is read here: the stream's owner reads
         if not self._lingering:
             return bool(HTTPChannel.readable(self))
         now = time.monotonic()

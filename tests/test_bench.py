@@ -227,3 +227,35 @@ def test_the_migration_timing_folder_is_one_the_runner_accepts(tmp_path: Path) -
     sqlite_half = data.MIGRATIONS / "0001_create_app_metadata.sqlite.sql"
     assert scripts[0] == sqlite_half.read_text()
     assert (tmp_path / "0001_create_app_metadata.sql").read_text() == scripts[0]
+
+
+def _events_report(p99: float, kb: float, ratio: float) -> dict[str, Any]:
+    return {
+        "latency": [
+            {"subscribers": n, "p50_ms": 1.0, "p99_ms": p99} for n in (100, 1000, 2000)
+        ],
+        "memory": {"kb_per_subscriber": kb},
+        "throughput": {"rps_ratio": ratio},
+    }
+
+
+def test_events_bench_names_each_missed_target() -> None:
+    """bench events misses p99 >= 100 ms at 1000, >= 20 KB each, req/s ratio < 0.9."""
+    from bench import events
+
+    assert events.verdicts(_events_report(99.9, 19.9, 0.9)) == []
+    missed = events.verdicts(_events_report(100.0, 20.0, 0.89))
+    assert len(missed) == 3
+    assert "p99" in missed[0]
+    assert "KB" in missed[1]
+    assert "ratio" in missed[2]
+
+
+def test_events_bench_percentile_is_nearest_rank() -> None:
+    """The p99 of 1..100 is 99, the p50 is 50; one sample is every percentile."""
+    from bench import events
+
+    values = [float(v) for v in range(100, 0, -1)]
+    assert events.percentile(values, 0.99) == 99.0
+    assert events.percentile(values, 0.50) == 50.0
+    assert events.percentile([7.0], 0.99) == 7.0

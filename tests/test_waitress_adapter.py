@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 
 from service import waitress_adapter
+from service.handoff import DETACHABLE, HANDOFF
 from service.waitress_adapter import Listening, ServiceChannel, listen
 
 MIB = 1024 * 1024
@@ -244,3 +245,93 @@ def test_stop_ends_the_workers_and_empties_the_map() -> None:
     listening.stop(timeout=1)
     assert listening.socket_map == {}
     assert not listening.task_dispatcher.threads
+
+
+class Taker:
+    """A Handoff that records what it was given (service.handoff)."""
+
+    def __init__(self) -> None:
+        self.adopted: list[tuple[socket.socket, bytes, bool]] = []
+        self.cancelled = 0
+
+    def adopt(self, sock: socket.socket, head: bytes, chunked: bool) -> None:
+        """Keep the socket, the head and the framing."""
+        self.adopted.append((sock, head, chunked))
+
+    def cancel(self) -> None:
+        """Count the cancellations."""
+        self.cancelled += 1
+
+
+def handing_over(taker: Taker, status: str = "200 OK") -> Callable[..., Any]:
+    """A WSGI app that asks to hand its connection over (when the server can)."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        assert environ.get(DETACHABLE) is True
+        environ[HANDOFF] = taker
+        start_response(status, [("Content-Type", "text/event-stream")])
+        return []
+
+    return app
+
+
+def test_a_handed_over_connection_leaves_waitress_with_its_head() -> None:
+    """HandoffTask builds the head; the channel leaves the map with its socket open."""
+    assert ServiceChannel.task_class is waitress_adapter.HandoffTask
+    assert issubclass(waitress_adapter.HandoffTask, WSGITask)
+    taker = Taker()
+    listening = listen(handing_over(taker), host="127.0.0.1", port=0, threads=1)
+    with running(listening), socket.create_connection(address(listening)) as sock:
+        sock.settimeout(10)
+        # A pipelined second request is dropped: it could never be answered.
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        deadline = time.monotonic() + 5
+        while not taker.adopted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ((taken, head, chunked),) = taker.adopted
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Transfer-Encoding: chunked" in head
+        assert head.endswith(b"\r\n\r\n")
+        assert chunked
+        assert listening.channels() == []  # out of waitress' map and its count
+        taken.sendall(head + b"5\r\nhello\r\n")
+        data = b""
+        while not data.endswith(b"hello\r\n"):
+            data += sock.recv(4096)
+        assert data.count(b"HTTP/1.1") == 1  # nothing written by waitress
+        taken.close()
+        assert taker.cancelled == 0
+
+
+def test_http_1_0_hands_over_unchunked_and_errors_are_answered_as_usual() -> None:
+    """HTTP/1.0 gets chunked False; a non-200 cancels the hand-off and is answered."""
+    taker = Taker()
+    listening = listen(handing_over(taker), host="127.0.0.1", port=0, threads=1)
+    with running(listening), socket.create_connection(address(listening)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while not taker.adopted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ((taken, head, chunked),) = taker.adopted
+        assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+        assert not chunked
+        taken.close()
+    refused = Taker()
+    listening = listen(
+        handing_over(refused, "429 Too Many Requests"),
+        host="127.0.0.1",
+        port=0,
+        threads=1,
+    )
+    with running(listening), socket.create_connection(address(listening)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 429 ")
+    assert refused.cancelled == 1
+    assert refused.adopted == []

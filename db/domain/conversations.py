@@ -21,6 +21,7 @@ from typing import Any
 
 from pony import orm
 
+from db.domain.events import Events
 from db.domain.records import (
     ConversationPage,
     ConversationRecord,
@@ -61,12 +62,17 @@ class Conversations:
     """Start, list and read conversations; lock one for a write in it."""
 
     def __init__(
-        self, orm_db: orm.Database, entities: dict[str, Any], dialect: Dialect
+        self,
+        orm_db: orm.Database,
+        entities: dict[str, Any],
+        dialect: Dialect,
+        events: Events,
     ) -> None:
         self._db = orm_db
         self._conversation = entities["Conversation"]
         self._membership = entities["Membership"]
         self._dialect = dialect
+        self._events = events
 
     def require_member(self, user_id: int, conversation_id: int) -> None:
         """NotFoundError unless user_id is a member of the conversation (reads).
@@ -128,7 +134,7 @@ class Conversations:
             self._membership(conversation=conversation, user=user_id, joined_at=stamp)
         conversation.flush()
         moment = aware(stamp)
-        return ConversationRecord(
+        record = ConversationRecord(
             conversation.id,
             title,
             creator.handle,
@@ -140,6 +146,8 @@ class Conversations:
                 for u in sorted(everyone.values(), key=lambda u: u.handle)
             ),
         )
+        self._events.conversation_created(record, everyone)
+        return record
 
     def page(self, user_id: int, limit: int, cursor: str | None) -> ConversationPage:
         """The user's conversations, most recent activity first.

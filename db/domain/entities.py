@@ -41,6 +41,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         created_at = orm.Required(datetime, column="created_at")
         tokens = orm.Set("ApiToken", cascade_delete=True)
         memberships = orm.Set("Membership", cascade_delete=True)
+        membership_periods = orm.Set("MembershipPeriod", cascade_delete=True)
         messages = orm.Set("Message", cascade_delete=False)
         created_conversations = orm.Set(
             "Conversation", reverse="created_by", cascade_delete=False
@@ -84,6 +85,8 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         last_message_at = orm.Required(datetime, column="last_message_at")
         memberships = orm.Set("Membership", cascade_delete=True)
         messages = orm.Set("Message", cascade_delete=True)
+        events = orm.Set("Event", cascade_delete=True)
+        membership_periods = orm.Set("MembershipPeriod", cascade_delete=True)
 
     class Membership(db.Entity):
         _table_ = "memberships"
@@ -104,6 +107,49 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         created_at = orm.Required(datetime, column="created_at")
         # Paging a conversation's messages by id, either direction.
         orm.composite_index(conversation, id)
+
+    class Event(db.Entity):
+        """What happened, in the order it committed (db/domain/events.py).
+
+        Written in the transaction of the change it tells of; the id is the
+        position every stream resumes from (Last-Event-ID).
+        """
+
+        _table_ = "events"
+        id = orm.PrimaryKey(int, size=64, auto=True, column="id")
+        # None for an event about no conversation (a token revoked).
+        conversation = orm.Optional(Conversation, column="conversation_id")
+        kind = orm.Required(str, 32, column="kind")
+        # The JSON the stream sends as `data:`, rendered when it happened.
+        data = orm.Required(str, column="data", autostrip=False)
+        created_at = orm.Required(datetime, column="created_at")
+        # A conversation's events after an id: the resuming reader's query.
+        orm.composite_index(conversation, id)
+
+    class MembershipPeriod(db.Entity):
+        """A stretch of membership in event ids: who may see which events.
+
+        since_event is the event that made the user a member (0: before
+        events were kept), until_event the one that removed them (None:
+        still a member); both inclusive.
+        """
+
+        _table_ = "membership_periods"
+        conversation = orm.Required(Conversation, column="conversation_id")
+        user = orm.Required(User, column="user_id")
+        since_event = orm.Required(int, size=64, column="since_event")
+        until_event = orm.Optional(int, size=64, column="until_event", nullable=True)
+        # A conversation's members at an event: the primary key's prefix.
+        orm.PrimaryKey(conversation, user, since_event)
+        # A user's periods: the resuming reader's starting point.
+        orm.composite_index(user, conversation)
+
+    class EventRetention(db.Entity):
+        """One row: the newest event id the retention window removed."""
+
+        _table_ = "event_retention"
+        id = orm.PrimaryKey(int, column="id")
+        pruned_through = orm.Required(int, size=64, column="pruned_through")
 
     # Every entity declared above, by name: a new one needs no other line.
     return dict(db.entities)

@@ -13,6 +13,8 @@ The rules (docs/api.md, "Members and owners"):
 Every method takes the conversation's lock first and checks after it
 (Conversations.lock_as_member), so a removal or hand-over answered 2xx is
 final: an add or removal that waited for it is judged by the new state.
+Each change appends its events (db/domain/events.py) in the same
+transaction: member.added, member.removed, owner.changed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from pony import orm
 
 from db.domain.conversations import Conversations
+from db.domain.events import Events
 from db.domain.records import ConversationRecord, MemberRecord
 from db.domain.timestamps import aware, now
 from db.errors import ForbiddenError, NotFoundError
@@ -30,11 +33,14 @@ from db.errors import ForbiddenError, NotFoundError
 class Members:
     """Change a conversation's members and owner; records only."""
 
-    def __init__(self, entities: dict[str, Any], conversations: Conversations) -> None:
+    def __init__(
+        self, entities: dict[str, Any], conversations: Conversations, events: Events
+    ) -> None:
         self._conversation = entities["Conversation"]
         self._membership = entities["Membership"]
         self._user = entities["User"]
         self._conversations = conversations
+        self._events = events
 
     def add(
         self, actor: int | None, conversation_id: int, handle: str
@@ -54,12 +60,16 @@ class Members:
             membership = self._membership(
                 conversation=conversation, user=user, joined_at=now()
             )
+        record = MemberRecord(
+            user.handle, user.display_name, aware(membership.joined_at)
+        )
+        if added:
+            by = self._handle(actor)
+            self._events.member_added(conversation_id, user.id, record, by)
             if conversation.owner is None:  # the operator refills an empty one
                 conversation.owner = user
-        return (
-            MemberRecord(user.handle, user.display_name, aware(membership.joined_at)),
-            added,
-        )
+                self._events.owner_changed(conversation_id, user.handle)
+        return record, added
 
     def remove(self, actor: int | None, conversation_id: int, handle: str) -> None:
         """Remove handle: oneself (leave), or anyone when the owner or the operator.
@@ -82,10 +92,21 @@ class Members:
             raise ForbiddenError(
                 "only the conversation's owner removes others; anyone may leave"
             )
+        record = MemberRecord(
+            leaving.handle, leaving.display_name, aware(membership.joined_at)
+        )
         membership.delete()
+        # Their last event: the removal itself; the hand-over after it is not theirs.
+        self._events.member_removed(
+            conversation_id, leaving.id, record, self._handle(actor)
+        )
         if owner is not None and owner.id == leaving.id:
             orm.flush()  # the departed member is not a candidate
-            conversation.owner = self._longest_standing(conversation)
+            successor = self._longest_standing(conversation)
+            conversation.owner = successor
+            self._events.owner_changed(
+                conversation_id, successor.handle if successor is not None else None
+            )
 
     def hand_over(
         self, actor: int, conversation_id: int, handle: str
@@ -103,8 +124,14 @@ class Members:
         ).first()
         if membership is None:
             raise NotFoundError(f"{handle!r} is not a member of this conversation")
-        conversation.owner = membership.user
+        if conversation.owner.id != membership.user.id:
+            conversation.owner = membership.user
+            self._events.owner_changed(conversation_id, handle)
         return self._conversations.record(conversation_id)
+
+    def _handle(self, actor: int | None) -> str | None:
+        """The actor's handle (None: the operator)."""
+        return None if actor is None else str(self._user[actor].handle)
 
     def _locked(self, actor: int | None, conversation_id: int, does: str) -> Any:
         """The locked conversation, when actor is its owner (or the operator)."""

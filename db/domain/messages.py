@@ -7,6 +7,7 @@ from typing import Any
 from pony import orm
 
 from db.domain.conversations import MAX_ID, Conversations
+from db.domain.events import Events
 from db.domain.records import MessagePage, MessageRecord, UserRecord
 from db.domain.timestamps import aware, now
 from db.engines.base.operations import Dialect
@@ -22,11 +23,13 @@ class Messages:
         entities: dict[str, Any],
         conversations: Conversations,
         dialect: Dialect,
+        events: Events,
     ) -> None:
         self._db = orm_db
         self._message = entities["Message"]
         self._conversations = conversations
         self._dialect = dialect
+        self._events = events
 
     def post(
         self, author: UserRecord, conversation_id: int, body: str
@@ -47,9 +50,11 @@ class Messages:
         # (and no optimistic check, since nothing was read).
         message.conversation.last_message_at = stamp
         message.flush()
-        return MessageRecord(
+        record = MessageRecord(
             message.id, conversation_id, author.handle, body, aware(stamp)
         )
+        self._events.message_posted(record)  # same transaction: committed together
+        return record
 
     def page(
         self,
@@ -100,3 +105,4 @@ class Messages:
         if message.author.id != user_id:
             raise ForbiddenError("only the author may delete a message")
         message.delete()
+        self._events.message_deleted(conversation_id, message_id)

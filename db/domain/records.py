@@ -101,3 +101,39 @@ class SearchHit(NamedTuple):
     author: str
     created_at: datetime
     snippet: str
+
+
+class DeletedMessage(NamedTuple):
+    """A message that was deleted: which one, in which conversation."""
+
+    id: int
+    conversation_id: int
+
+
+class MemberChange(NamedTuple):
+    """A member added to or removed from a conversation, and by whom.
+
+    by is the handle of who did it (the member themselves when they left),
+    None for the operator.
+    """
+
+    conversation_id: int
+    member: MemberRecord
+    by: str | None
+
+
+class OwnerChange(NamedTuple):
+    """A conversation's new owner (None once nobody is left)."""
+
+    conversation_id: int
+    owner: str | None
+
+
+class EventRecord(NamedTuple):
+    """One stored event: data is the JSON text a stream sends as `data:`."""
+
+    id: int
+    conversation_id: int | None
+    kind: str
+    data: str
+    created_at: datetime

@@ -7,6 +7,7 @@ from typing import Any
 
 from pony import orm
 
+from db.domain.events import Events
 from db.domain.records import Caller, UserRecord
 from db.domain.timestamps import aware, now
 from db.engines.base.operations import Dialect
@@ -22,9 +23,14 @@ class Users:
     """Create and find users, issue, revoke and resolve tokens; records only."""
 
     def __init__(
-        self, orm_db: orm.Database, entities: dict[str, Any], dialect: Dialect
+        self,
+        orm_db: orm.Database,
+        entities: dict[str, Any],
+        dialect: Dialect,
+        events: Events,
     ) -> None:
         self._db = orm_db
+        self._events = events
         self._user = entities["User"]
         self._token = entities["ApiToken"]
         self._still_valid = (
@@ -74,6 +80,7 @@ class Users:
             raise NotFoundError(f"no token {token_id}")
         if token.revoked_at is None:
             token.revoked_at = now()
+            self._events.token_revoked(token_id)  # ends its streams, everywhere
 
     def holds_token(self, token_id: int) -> bool:
         """True while the token is unrevoked; call after the write lock.

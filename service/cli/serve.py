@@ -39,6 +39,7 @@ def listen_advice(code: int | None) -> str:
 def cmd_serve(settings: Settings) -> int:
     """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP."""
     from service.app import create_app, open_for
+    from service.events.hub import Hub
     from service.server import ListenError, Server, StartupInterruptedError, StopSignals
 
     started = time.perf_counter()
@@ -53,6 +54,9 @@ def cmd_serve(settings: Settings) -> int:
     except fd_limit.FdLimitError as ex:
         log.critical("%s", ex, extra={"event.action": "failed"})
         return EXIT_CONFIG
+    streams = fd_limit.fit_streams(
+        budget, settings.threads, settings.events_max_streams
+    )
     if settings.admin_token is None and not _is_loopback(settings.host):
         log.warning(
             "SERVICE_ADMIN_TOKEN is unset and the service listens on %s: "
@@ -63,7 +67,9 @@ def cmd_serve(settings: Settings) -> int:
     database = None
     try:
         database = open_for(settings)
-        app = create_app(settings, database=database)
+        hub = Hub(database, settings)
+        hub.limit_streams(streams)
+        app = create_app(settings, database=database, hub=hub)
         server = Server(
             app,
             host=settings.host,
@@ -75,8 +81,11 @@ def cmd_serve(settings: Settings) -> int:
             # The app answers oversized bodies itself (413 problem+json); waitress
             # only stops bodies far beyond that, before buffering them whole.
             max_request_body_size=settings.max_body_bytes * 4,
+            # A stop ends the event streams first, each with a retry hint.
+            on_stop=hub.shutdown,
         )
         signals.serving(server.stop)
+        hub.start()  # this process's stream thread (and its retention window)
         state = database.current_state()
         log.info(
             "ready on %s",
@@ -88,6 +97,7 @@ def cmd_serve(settings: Settings) -> int:
                 "schema_version": state.version,
                 "database": settings.target.describe(),
                 "connection_limit": budget.connection_limit,
+                "event_streams_limit": streams,
                 "open_files_limit": budget.soft_limit,
                 "startup_ms": round((time.perf_counter() - started) * 1000, 1),
             },

@@ -20,6 +20,7 @@ from db.database import Database
 from service import schemas
 from service.auth import Authenticator
 from service.config import Settings
+from service.events.hub import Hub
 from service.openapi import Route
 
 # Path ids: SQL's 64-bit integers. Anything else matches no route (404),
@@ -34,6 +35,8 @@ class Context:
     settings: Settings
     database: Database
     auth: Authenticator
+    # The event streams of this process (GET /v1/events); made when not given.
+    hub: Hub | None = None
 
 
 def _modules() -> list[ModuleType]:

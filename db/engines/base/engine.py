@@ -14,6 +14,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from db.engines.base.events import ChangeWatch, EventTail
 from db.engines.base.gates import WriteGate
 from db.engines.base.migration import Backend
 from db.engines.base.operations import Dialect
@@ -66,6 +67,13 @@ class Engine(Protocol):
 
     def closed(self) -> None:
         """Maintenance after every connection was closed."""
+
+    def event_tail(self) -> EventTail:
+        """A reader of the events table as far as it is settled (one per reader)."""
+
+    def event_watch(self, listen_url: str | None) -> ChangeWatch:
+        """How the reader learns of other processes' commits (listen_url: PostgreSQL's
+        direct connection for LISTEN; None polls)."""
 
     # The tooling: scratch databases, introspection, the planner.
 

@@ -59,6 +59,14 @@ class Dialect(Protocol):
         caller escapes it).
         """
 
+    def before_event(self, orm_db: Any, notify: bool) -> None:
+        """Call in a write transaction right before it inserts an event.
+
+        PostgreSQL: the transaction takes its id (xid) first, which the
+        reader relies on to settle gaps (db/engines/postgres/events.py),
+        and NOTIFYs listeners at commit when notify; SQLite: nothing.
+        """
+
     def timestamp(self, raw: Any) -> datetime:
         """A timestamp column of a raw row (db.select) as an aware UTC datetime."""
 

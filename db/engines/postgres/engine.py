@@ -14,6 +14,7 @@ from typing import Any
 from pony import orm
 
 from db.engines.base import sql
+from db.engines.base.events import ChangeWatch, EventTail
 from db.engines.base.gates import OpenGate, WriteGate
 from db.engines.base.migration import TRACKING_TABLES, Backend
 from db.engines.base.plan import Plan, Snapshot
@@ -21,6 +22,7 @@ from db.engines.base.schema import Schema
 from db.engines.postgres import introspection, planner, snapshot
 from db.engines.postgres.capacity import EXTRA_CONNECTIONS, check_capacity
 from db.engines.postgres.connection import connect, connect_arguments
+from db.engines.postgres.events import ListenWatch, PollWatch, PostgresTail
 from db.engines.postgres.migration_backend import PostgresBackend
 from db.engines.postgres.operations import PostgresDialect
 from db.errors import StartupError
@@ -78,6 +80,14 @@ class PostgresEngine:
     def closed(self) -> None:
         """Nothing to maintain: PostgreSQL checkpoints on its own."""
         log.info("database closed")
+
+    def event_tail(self) -> EventTail:
+        """Held back at a gap until every writer that could fill it ended."""
+        return PostgresTail()
+
+    def event_watch(self, listen_url: str | None) -> ChangeWatch:
+        """LISTEN on a direct connection to listen_url; polling without one."""
+        return ListenWatch(listen_url) if listen_url else PollWatch()
 
     def bind_scratch(self, orm_db: Any) -> None:
         """Bind orm_db to the database for the tooling (no session settings)."""

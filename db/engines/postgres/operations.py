@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from db.engines.base.events import NOTIFY_CHANNEL
 from db.engines.base.operations import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
 from db.engines.postgres.locks import key_number
 
@@ -43,6 +44,23 @@ class PostgresDialect:
         """A transaction-level advisory lock on key: same-key writers take turns."""
         number = key_number(*key)
         orm_db.select("SELECT pg_advisory_xact_lock($number)", {"number": number})
+
+    def before_event(self, orm_db: Any, notify: bool) -> None:
+        """Take the transaction's id now, before the event's id; NOTIFY at commit.
+
+        The reader settles a gap by waiting for the transactions in
+        progress that lock the events table (db/engines/postgres/events.py):
+        that needs every holder of an event id to have an xid by then,
+        and an INSERT takes its id (nextval) before its xid. One round
+        trip; pg_notify in it when some replica LISTENs.
+        """
+        if notify:
+            orm_db.select(
+                "SELECT pg_current_xact_id(), pg_notify($channel, '')",
+                {"channel": NOTIFY_CHANNEL},
+            )
+        else:
+            orm_db.select("SELECT pg_current_xact_id()")
 
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int

@@ -13,11 +13,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from db.engines.base.events import ChangeWatch, EventTail
 from db.engines.base.gates import SerialGate, WriteGate
 from db.engines.base.migration import TRACKING_TABLES, Backend
 from db.engines.base.plan import Plan, Snapshot
 from db.engines.base.schema import Schema
 from db.engines.sqlite import connection, introspection, planner, snapshot
+from db.engines.sqlite.events import DataVersionWatch, SqliteTail
 from db.engines.sqlite.migration_backend import SqliteBackend
 from db.engines.sqlite.operations import SqliteDialect
 from db.errors import StartupError, StorageError
@@ -127,6 +129,14 @@ class SqliteEngine:
                 }
             },
         )
+
+    def event_tail(self) -> EventTail:
+        """Every committed event is settled: writers take turns."""
+        return SqliteTail()
+
+    def event_watch(self, listen_url: str | None) -> ChangeWatch:
+        """PRAGMA data_version on a connection of the watch's own."""
+        return DataVersionWatch(self.path)
 
     def bind_scratch(self, orm_db: Any) -> None:
         """Bind orm_db to the file for the tooling (created when missing)."""

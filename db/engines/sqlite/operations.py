@@ -45,6 +45,9 @@ class SqliteDialect:
     def lock_key(self, orm_db: Any, *key: object) -> None:
         """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""
 
+    def before_event(self, orm_db: Any, notify: bool) -> None:
+        """Nothing to do: ids follow commit order; readers watch data_version."""
+
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int
     ) -> list[Row]:

@@ -85,7 +85,7 @@ def test_eight_processes_starting_at_once_apply_each_file_once(
     processes = [migrate_process(pg_url, folder) for _ in range(8)]
     outputs = [p.communicate(timeout=180) for p in processes]
     assert [p.returncode for p in processes] == [0] * 8, outputs
-    assert history(pg_url) == list(range(1, 25))
+    assert history(pg_url) == SHIPPED + list(range(V2, 25))
     for v in range(V2, 25):
         assert query(pg_url, f"SELECT id FROM t{v}") == [(v,)]
     applied = sum(int(out.split()[1]) for out, _ in outputs)
