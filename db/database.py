@@ -114,7 +114,7 @@ class Database:
         fault = self.fault()
         if fault is not None:
             raise StorageError(fault)
-        begin_write(self.orm, self.gate)
+        begin_write(self.orm, self.gate, self.engine)
 
     def end_write(self) -> None:
         """Let the next writer in; call after the session that began_write ended."""
@@ -122,7 +122,7 @@ class Database:
 
     def writing(self) -> AbstractContextManager[None]:
         """A write transaction outside a request (jobs, commands, tests)."""
-        return writing(self.orm, self.gate)
+        return writing(self.orm, self.gate, self.engine)
 
     def on_write_lock_wait(self, observe: Callable[[float, bool], None]) -> None:
         """Call observe(seconds waited, acquired) on every write-lock acquisition."""

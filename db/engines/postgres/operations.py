@@ -1,4 +1,4 @@
-"""What the domain code asks of PostgreSQL: advisory locks, tsvector search."""
+"""What the domain code asks of PostgreSQL: advisory locks, the clock, search."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ from typing import Any, Literal
 
 from db.engines.base.operations import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
 from db.engines.postgres.locks import key_number
+from db.engines.postgres.transaction import milliseconds, set_local, set_local_sql
+
+# The server's clock once the lock is held: OFFSET 0 keeps the subquery (and
+# its lock) from being merged into the outer query, so it runs first.
+_LOCK_THEN_CLOCK = (
+    "SELECT clock_timestamp() AT TIME ZONE 'UTC' "
+    "FROM (SELECT pg_advisory_xact_lock($number) OFFSET 0) AS held"
+)
+_CLOCK = "SELECT clock_timestamp() AT TIME ZONE 'UTC'"
 
 
 def timestamp(raw: Any) -> datetime:
@@ -39,10 +48,23 @@ class PostgresDialect:
     # them wait; compatible with plain UPDATEs of other columns (token use).
     guard_lock: str = " FOR KEY SHARE"
 
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """A transaction-level advisory lock on key: same-key writers take turns."""
+    def lock_key(self, orm_db: Any, *key: object) -> datetime:
+        """A transaction-level advisory lock on key, then the server's clock.
+
+        Same-key writers take turns; one round trip for both.
+        """
         number = key_number(*key)
-        orm_db.select("SELECT pg_advisory_xact_lock($number)", {"number": number})
+        moment: datetime = orm_db.select(_LOCK_THEN_CLOCK, {"number": number})[0]
+        return moment
+
+    def now(self, orm_db: Any) -> datetime:
+        """The server's clock, naive UTC (clock_timestamp(): one round trip)."""
+        moment: datetime = orm_db.select(_CLOCK, {})[0]
+        return moment
+
+    def time_budget(self, orm_db: Any, seconds: float) -> None:
+        """SET LOCAL statement_timeout (in a transaction: one is begun if needed)."""
+        set_local(orm_db, set_local_sql(statement_timeout=milliseconds(seconds)))
 
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int
