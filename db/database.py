@@ -99,7 +99,9 @@ class Database:
         self.members = Members(entities, self.conversations)
         self.messages = Messages(self.orm, entities, self.conversations, dialect)
         self.search = Search(self.orm, dialect)
-        self.token_uses = TokenUses(entities, self.writing)
+        self.token_uses = TokenUses(
+            entities, self.writing, lambda: dialect.now(self.orm)
+        )
 
     def crud(self, entity: str) -> Crud:
         """Create, read, page, change and delete rows of the entity called so."""
