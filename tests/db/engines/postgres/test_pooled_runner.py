@@ -7,6 +7,7 @@ or a session SET lands on a session the next statement may not reach.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,10 +20,12 @@ import psycopg2
 import pytest
 
 from db import migrate as m
+from db.database import engine_for, open_database
 from db.engines.postgres import connection
-from db.errors import MigrationError
+from db.errors import MigrationError, StartupError
 from db.target import PostgresTarget
-from tests.helpers import LATEST, REPO, SHIPPED, copy_migrations
+from tests.helpers import LATEST, MIGRATIONS, REPO, SHIPPED, copy_migrations
+from tests.pg import PostgresServer
 from tests.pgbouncer import PgBouncer
 
 V2 = LATEST + 1
@@ -193,3 +196,24 @@ def test_a_file_outside_a_transaction_runs_on_the_direct_url(
         "WHERE c.relname = 'ix_meta_value'",
     ) == [(True,)]
     assert advisory_locks(direct) == []
+
+
+def test_a_direct_url_to_another_database_stops_the_start(
+    urls: tuple[PostgresTarget, PostgresTarget],
+    postgres: PostgresServer,
+    pg_template: str,
+) -> None:
+    """SERVICE_DIRECT_DATABASE_URL reaching another database than the pooled URL:
+    the start stops with one line naming the setting, without a password."""
+    _, pooled = urls
+    name = f"other_{os.getpid()}"
+    other = postgres.create_database(name, template=pg_template)
+    try:
+        mixed = PostgresTarget(pooled.url, direct_url=other)
+        m.migrate(pooled, m.discover(MIGRATIONS, "postgres"))
+        with pytest.raises(StartupError, match="reaches another database") as raised:
+            open_database(engine=engine_for(mixed)).close()
+        assert "\n" not in str(raised.value)
+        assert postgres.password not in str(raised.value)
+    finally:
+        postgres.drop_database(name)
