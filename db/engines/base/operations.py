@@ -64,15 +64,6 @@ class Dialect(Protocol):
         transaction's start, which may precede a lock wait).
         """
 
-    def time_budget(self, orm_db: Any, seconds: float) -> None:
-        """Bound each statement of the current db_session's transaction to seconds.
-
-        Past it the statement fails as busy (503). PostgreSQL: SET LOCAL
-        statement_timeout, beginning a transaction in a read session
-        (harmless there: it takes no lock); it lasts until the session
-        ends. SQLite: nothing (no statement timeout to set).
-        """
-
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int
     ) -> list[Row]:

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from db.engines.base.operations import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
 from db.engines.postgres.locks import key_number
-from db.engines.postgres.transaction import milliseconds, set_local, set_local_sql
 
 # The server's clock once the lock is held: OFFSET 0 keeps the subquery (and
 # its lock) from being merged into the outer query, so it runs first.
@@ -61,10 +60,6 @@ class PostgresDialect:
         """The server's clock, naive UTC (clock_timestamp(): one round trip)."""
         moment: datetime = orm_db.select(_CLOCK, {})[0]
         return moment
-
-    def time_budget(self, orm_db: Any, seconds: float) -> None:
-        """SET LOCAL statement_timeout (in a transaction: one is begun if needed)."""
-        set_local(orm_db, set_local_sql(statement_timeout=milliseconds(seconds)))
 
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int

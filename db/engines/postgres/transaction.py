@@ -6,9 +6,7 @@ server session, so it holds through the pooler as on a direct
 connection, and never leaks into the next client's transaction (a
 session-level SET would, and a startup option is refused). Each write
 transaction of the service begins with its lock and statement timeouts
-(PostgresEngine.begin_write); a read that needs a bound of its own asks
-the Dialect for a time budget (PostgresDialect.time_budget), which opens
-a transaction for it.
+(PostgresEngine.begin_write).
 """
 
 from __future__ import annotations

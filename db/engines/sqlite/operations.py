@@ -50,9 +50,6 @@ class SqliteDialect:
         """The machine's clock (naive UTC): every process on the file shares it."""
         return datetime.now(UTC).replace(tzinfo=None)
 
-    def time_budget(self, orm_db: Any, seconds: float) -> None:
-        """Nothing: SQLite has no statement timeout."""
-
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int
     ) -> list[Row]:
