@@ -81,35 +81,39 @@ def test_a_replica_with_a_slow_clock_keeps_the_order(target: PostgresTarget) -> 
         logged = stamp(slow_server.lines[-1]["@timestamp"])
         assert datetime.now(UTC) - logged > SKEW - timedelta(minutes=5)
         on_time, slow = Replica(on_time_server), Replica(slow_server)
-        on_time.call("POST", "/v1/users", {"handle": "ann", "display_name": "Ann"})
-        ann = on_time.call("POST", "/v1/users/ann/tokens")["token"]
-        first, second = (
-            slow.call("POST", "/v1/conversations", {"title": t, "members": []}, ann)[
-                "id"
-            ]
-            for t in ("first", "second")
-        )
-        messages = []
-        for n in range(6):
-            replica = (on_time, slow)[n % 2]
-            path = f"/v1/conversations/{first}/messages"
-            messages.append(replica.call("POST", path, {"body": f"m{n}"}, ann))
-        by_id = sorted(messages, key=lambda m: m["id"])
-        assert [m["body"] for m in by_id] == [f"m{n}" for n in range(6)]
-        stamps = [stamp(m["created_at"]) for m in by_id]
-        assert stamps == sorted(stamps), stamps
-        assert datetime.now(UTC) - stamps[-1] < timedelta(minutes=5)
-        conversation = on_time.call("GET", f"/v1/conversations/{first}", token=ann)
-        assert stamp(conversation["last_message_at"]) == stamps[-1]
-        # The on-time replica bumps `second`, then the slow one bumps `first`:
-        # `first` has the latest activity and is listed first.
-        on_time.call("POST", f"/v1/conversations/{second}/messages", {"body": "x"}, ann)
-        slow.call("POST", f"/v1/conversations/{first}/messages", {"body": "y"}, ann)
-        listed = on_time.call("GET", "/v1/conversations", token=ann)["items"]
-        assert [c["id"] for c in listed] == [first, second]
-        # Metadata: the slow replica's later write is the later updated_at.
-        before = on_time.call("PUT", "/v1/metadata/k", {"value": "1"})
-        after = slow.call("PUT", "/v1/metadata/k", {"value": "2"})
-        assert stamp(after["updated_at"]) >= stamp(before["updated_at"])
-        for replica in (on_time, slow):
-            replica.client.close()
+        try:
+            on_time.call("POST", "/v1/users", {"handle": "ann", "display_name": "Ann"})
+            ann = on_time.call("POST", "/v1/users/ann/tokens")["token"]
+            first, second = (
+                slow.call(
+                    "POST", "/v1/conversations", {"title": t, "members": []}, ann
+                )["id"]
+                for t in ("first", "second")
+            )
+            messages = []
+            for n in range(6):
+                replica = (on_time, slow)[n % 2]
+                path = f"/v1/conversations/{first}/messages"
+                messages.append(replica.call("POST", path, {"body": f"m{n}"}, ann))
+            by_id = sorted(messages, key=lambda m: m["id"])
+            assert [m["body"] for m in by_id] == [f"m{n}" for n in range(6)]
+            stamps = [stamp(m["created_at"]) for m in by_id]
+            assert stamps == sorted(stamps), stamps
+            assert datetime.now(UTC) - stamps[-1] < timedelta(minutes=5)
+            conversation = on_time.call("GET", f"/v1/conversations/{first}", token=ann)
+            assert stamp(conversation["last_message_at"]) == stamps[-1]
+            # The on-time replica bumps `second`, then the slow one bumps `first`:
+            # `first` has the latest activity and is listed first.
+            on_time.call(
+                "POST", f"/v1/conversations/{second}/messages", {"body": "x"}, ann
+            )
+            slow.call("POST", f"/v1/conversations/{first}/messages", {"body": "y"}, ann)
+            listed = on_time.call("GET", "/v1/conversations", token=ann)["items"]
+            assert [c["id"] for c in listed] == [first, second]
+            # Metadata: the slow replica's later write is the later updated_at.
+            before = on_time.call("PUT", "/v1/metadata/k", {"value": "1"})
+            after = slow.call("PUT", "/v1/metadata/k", {"value": "2"})
+            assert stamp(after["updated_at"]) >= stamp(before["updated_at"])
+        finally:
+            for replica in (on_time, slow):
+                replica.client.close()

@@ -8,6 +8,7 @@ server session outliving a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -132,8 +133,10 @@ def _serve_behind_a_held_lock(
     on a direct connection, for 12 s at most (a service without a bound
     answers once it ends).
     """
-    with serving(engines.env_for(PostgresTarget(target.url), **settings)) as server:
-        client = Client(server.url)
+    with (
+        serving(engines.env_for(PostgresTarget(target.url), **settings)) as server,
+        contextlib.closing(Client(server.url)) as client,
+    ):
         path = f"/v1/metadata/{key}"
         assert client.request("PUT", path, {"value": "1"})[0] == 201
         holder = psycopg2.connect(target.direct().url)
@@ -157,7 +160,6 @@ def _serve_behind_a_held_lock(
         status, _, body = client.json("GET", path)
         assert (status, body["value"]) == (200, "1")
         assert timed_put(server.url, key, "3")[0] == 200
-        client.close()
     return answer
 
 
