@@ -23,6 +23,7 @@ from db.engines.postgres.locks import key_number
 from db.target import PostgresTarget
 from tests import engines
 from tests.helpers import copy_migrations, launch_serve, wait_ready
+from tests.pg import PostgresServer
 from tests.pgbouncer import PgBouncer
 from tests.reliability.support import SHIPPED, Client, kill, serving
 from tests.reliability.test_crash import (
@@ -69,10 +70,13 @@ def new_files(first: int, last: int) -> dict[str, str]:
 
 @pytest.mark.timeout(400)
 def test_three_replicas_start_at_once_through_the_pooler(
-    pg_url: str, pgbouncer: PgBouncer, tmp_path: Path
+    pg_url: str, pgbouncer: PgBouncer, postgres: PostgresServer, tmp_path: Path
 ) -> None:
     """Three serves through the pooler start together on an empty database, then
-    twice more with new files: all ready, each file applied once, no lock left."""
+    twice more with new files: all ready, each file applied once, no lock left,
+    and no runner released a lock its server session did not hold."""
+    server_log = postgres.folder / "server.log"
+    log_start = server_log.stat().st_size
     direct = PostgresTarget(pg_url)
     pooled = pgbouncer.url(urlsplit(pg_url).path.lstrip("/"))
     folder = copy_migrations(
@@ -122,6 +126,11 @@ def test_three_replicas_start_at_once_through_the_pooler(
         (v,) for v in range(1, newest + 1)
     ]
     assert applied == newest  # every file applied by exactly one replica
+    # A session lock taken through the pooler is "released" on another server
+    # session, which PostgreSQL logs as a warning.
+    with server_log.open("rb") as log:
+        log.seek(log_start)
+        assert b"you don't own a lock" not in log.read()
 
 
 def _serve_behind_a_held_lock(
