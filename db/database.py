@@ -108,7 +108,9 @@ class Database:
             self.orm, entities, self.conversations, dialect, self.events
         )
         self.search = Search(self.orm, dialect)
-        self.token_uses = TokenUses(entities, self.writing)
+        self.token_uses = TokenUses(
+            entities, self.writing, lambda: dialect.now(self.orm)
+        )
 
     def crud(self, entity: str) -> Crud:
         """Create, read, page, change and delete rows of the entity called so."""
@@ -123,7 +125,7 @@ class Database:
         fault = self.fault()
         if fault is not None:
             raise StorageError(fault)
-        begin_write(self.orm, self.gate)
+        begin_write(self.orm, self.gate, self.engine)
 
     def end_write(self) -> None:
         """Let the next writer in; call after the session that began_write ended."""
@@ -131,7 +133,7 @@ class Database:
 
     def writing(self) -> AbstractContextManager[None]:
         """A write transaction outside a request (jobs, commands, tests)."""
-        return writing(self.orm, self.gate)
+        return writing(self.orm, self.gate, self.engine)
 
     def reading(self) -> AbstractContextManager[None]:
         """A read-only db_session outside a request (the event stream's thread)."""

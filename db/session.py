@@ -5,9 +5,9 @@ entered and left by the HTTP middleware. A writing request first reads
 what it must know before it writes (who is calling), then calls
 `begin_write()`: that takes the engine's write gate, waiting at most the
 configured timeout (db/engines/base/gates.py says why there is one), and
-starts the session's write transaction with Pony's public
-`Database.get_connection()`, which on SQLite is `BEGIN IMMEDIATE`
-(SQLite's write lock, waiting up to busy_timeout). Work outside a
+has the engine begin the session's write transaction: on SQLite
+`BEGIN IMMEDIATE` (SQLite's write lock, waiting up to busy_timeout), on
+PostgreSQL a transaction with its lock and statement timeouts. Work outside a
 request (background jobs, commands) writes inside `writing()`, which
 takes the same gate.
 
@@ -25,6 +25,7 @@ from typing import Any
 from pony import orm
 
 from db import engines
+from db.engines.base.engine import Engine
 from db.engines.base.gates import WriteGate
 from db.errors import BusyError, ConflictError, DatabaseError, StorageError
 
@@ -41,7 +42,7 @@ class RequestFailedError(Exception):
 FAILED = RequestFailedError("request failed")
 
 
-def begin_write(orm_db: orm.Database, gate: WriteGate) -> None:
+def begin_write(orm_db: orm.Database, gate: WriteGate, engine: Engine) -> None:
     """Start the current db_session's write transaction, behind the gate.
 
     Call inside a db_session, before the first write; end the session
@@ -49,18 +50,19 @@ def begin_write(orm_db: orm.Database, gate: WriteGate) -> None:
     """
     gate.acquire()
     try:
-        orm_db.get_connection()  # public: begins the transaction (IMMEDIATE)
+        engine.begin_write(orm_db)
     except Exception as ex:
         gate.release()
         raise_translated(ex)
 
 
 @contextlib.contextmanager
-def writing(orm_db: orm.Database, gate: WriteGate) -> Iterator[None]:
+def writing(orm_db: orm.Database, gate: WriteGate, engine: Engine) -> Iterator[None]:
     """A write transaction outside a request: commit at the end, roll back on error."""
     gate.acquire()
     try:
         with WRITE:
+            engine.begin_write(orm_db)
             yield
     except (orm.OrmError, orm.DBException) as ex:
         raise_translated(ex)

@@ -30,18 +30,30 @@ class PostgresTarget:
 
     The URL goes to psycopg2 as it is (sslmode and every other libpq
     parameter pass through); describe() is the only form that may be
-    printed: the password is replaced by ***.
+    printed: the password is replaced by ***. direct_url, when given, is
+    the same database reached without a connection pooler in between:
+    what needs a database session of its own (the migration runner, the
+    tooling, LISTEN) connects there (direct()); the request path always
+    uses url.
     """
 
     url: str = field(repr=False)
+    direct_url: str | None = field(default=None, repr=False)
     dialect: Literal["postgres"] = field(default="postgres", init=False)
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in POSTGRES_SCHEMES:
-            raise ValueError(
-                f"a PostgreSQL URL starts with postgresql:// (got {parts.scheme or 'no'} scheme)"
-            )
+        for url in (self.url, self.direct_url):
+            parts = urlsplit(url or "postgresql://")
+            if parts.scheme not in POSTGRES_SCHEMES:
+                raise ValueError(
+                    f"a PostgreSQL URL starts with postgresql:// (got {parts.scheme or 'no'} scheme)"
+                )
+
+    def direct(self) -> PostgresTarget:
+        """The target for work that needs a session of its own: direct_url, else url."""
+        if self.direct_url is None:
+            return self
+        return PostgresTarget(self.direct_url)
 
     def describe(self) -> str:
         """The URL with its password (in the userinfo or the query) hidden."""

@@ -31,6 +31,7 @@ def open_for(settings: Settings) -> Database:
         synchronous=settings.synchronous,
         threads=settings.threads,
         lock_timeout=settings.write_lock_timeout,
+        statement_timeout=settings.statement_timeout,
     )
     return open_database(
         engine=engine,

@@ -26,7 +26,12 @@ IMAGE_DEFAULT_PATH = "SERVICE_DEFAULT_DATABASE_PATH"
 MIN_ADMIN_TOKEN_LENGTH = 16
 # Secrets that may come from a file instead (Docker and Kubernetes secrets):
 # SERVICE_<NAME>_FILE holds the path; one of the two may be set, not both.
-FILE_FIELDS = ("admin_token", "database_url", "events_listen_url")
+FILE_FIELDS = (
+    "admin_token",
+    "database_url",
+    "direct_database_url",
+    "events_listen_url",
+)
 POSTGRES_EXTRA = "pip install 'service-foundation[postgres]'"
 
 
@@ -46,7 +51,7 @@ def _environ(name: str) -> str | None:
 
 
 class SecretFiles(PydanticBaseSettingsSource):
-    """SERVICE_ADMIN_TOKEN_FILE and SERVICE_DATABASE_URL_FILE, read once."""
+    """The SERVICE_*_FILE secrets (FILE_FIELDS), read once."""
 
     def get_field_value(
         self, field: FieldInfo, field_name: str
@@ -108,6 +113,12 @@ class Settings(BaseSettings, EventSettings):
         description="postgresql://user:password@host:port/dbname (libpq parameters such "
         "as ?sslmode= pass through): run on PostgreSQL instead of the SQLite file",
     )
+    direct_database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL: the same database as SERVICE_DATABASE_URL without a "
+        "connection pooler in between, for what needs a session of its own (the "
+        "migration runner, the tooling); unset: SERVICE_DATABASE_URL",
+    )
     host: str = Field("127.0.0.1", min_length=1, description="Interface to bind")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one)")
     threads: int = Field(8, ge=1, le=256, description="waitress worker threads")
@@ -134,6 +145,12 @@ class Settings(BaseSettings, EventSettings):
         5.0,
         gt=0,
         description="Seconds a request waits for this process's write lock before a 503",
+    )
+    statement_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="PostgreSQL: seconds one statement of a write may run before a "
+        "503 (the write transaction's statement_timeout)",
     )
     channel_timeout: int = Field(
         30, ge=1, description="Seconds a connection may stay idle before it is closed"
@@ -189,7 +206,7 @@ class Settings(BaseSettings, EventSettings):
             )
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "direct_database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -204,7 +221,7 @@ class Settings(BaseSettings, EventSettings):
             )
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "direct_database_url")
     @classmethod
     def _driver_installed(cls, value: SecretStr | None) -> SecretStr | None:
         # Checked here, so that the line names the setting; importing it waits.
@@ -234,6 +251,12 @@ class Settings(BaseSettings, EventSettings):
                 "SERVICE_DATABASE_URL and SERVICE_DATABASE_PATH are both set; "
                 "set one (URL: PostgreSQL, path: SQLite)"
             )
+        if self.direct_database_url is not None and self.database_url is None:
+            raise ValueError(
+                "SERVICE_DIRECT_DATABASE_URL is set without SERVICE_DATABASE_URL: "
+                "set SERVICE_DATABASE_URL to the URL the service's requests use "
+                "(the pooler's), or unset it"
+            )
         if self.events_listen_url is not None and self.database_url is None:
             raise ValueError(
                 "SERVICE_EVENTS_LISTEN_URL is for PostgreSQL (LISTEN); it needs "
@@ -245,7 +268,11 @@ class Settings(BaseSettings, EventSettings):
     def target(self) -> DatabaseTarget:
         """The database to open: PostgreSQL when a URL is set, else the SQLite file."""
         if self.database_url is not None:
-            return PostgresTarget(self.database_url.get_secret_value())
+            direct = self.direct_database_url
+            return PostgresTarget(
+                self.database_url.get_secret_value(),
+                None if direct is None else direct.get_secret_value(),
+            )
         return SqliteTarget(self.database_path)
 
     @field_validator("log_level", "synchronous", mode="before")
@@ -290,4 +317,6 @@ def load_settings() -> Settings:
 
 
 # Never echoed in an error, whatever is wrong with them.
-_SECRET_FIELDS = frozenset({"admin_token", "database_url", "events_listen_url"})
+_SECRET_FIELDS = frozenset(
+    {"admin_token", "database_url", "direct_database_url", "events_listen_url"}
+)

@@ -2,7 +2,8 @@
 
 Every test that uses `target` (directly or through `settings`, `database`,
 `app` or `client`) runs on SQLite and on PostgreSQL: pytest_generate_tests
-parametrizes `engine_name`. `@pytest.mark.engines("sqlite")` narrows that.
+parametrizes `engine_name`. `@pytest.mark.engines("sqlite")` narrows that;
+`engines(..., "pgbouncer")` adds PostgreSQL through the tests' pgbouncer.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from db.database import Database, engine_for, open_database
 from db.target import DatabaseTarget, PostgresTarget, SqliteTarget
 from service.app import create_app, open_for
 from service.config import Settings
-from tests.engines import ENGINES, settings_for
+from tests.engines import ENGINES, POOLED, settings_for
 from tests.pg import PostgresServer, find_bindir
+from tests.pgbouncer import PgBouncer, find_pgbouncer
 
 _database_names = itertools.count(1)
 
@@ -32,10 +34,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("engines")
     names = tuple(marker.args) if marker else ENGINES
-    unknown = set(names) - set(ENGINES)
+    unknown = set(names) - {*ENGINES, POOLED}
     if unknown or not names:
         raise pytest.UsageError(
-            f"{metafunc.definition.nodeid}: engines() takes some of {ENGINES}"
+            f"{metafunc.definition.nodeid}: engines() takes some of "
+            f"{(*ENGINES, POOLED)}"
         )
     metafunc.parametrize("engine_name", names)
 
@@ -56,6 +59,24 @@ def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer(bindir).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres: PostgresServer) -> Iterator[PgBouncer]:
+    """Debian's pgbouncer in transaction pooling mode before the session's server.
+
+    Started from docs/pgbouncer.ini. Skips where pgbouncer is missing,
+    unless SERVICE_REQUIRE_POSTGRES=1 (CI), which makes that a failure.
+    """
+    binary = find_pgbouncer()
+    if binary is None:
+        message = "pgbouncer not found (apt-get install pgbouncer)"
+        if os.environ.get("SERVICE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    bouncer = PgBouncer(binary, postgres).start()
+    yield bouncer
+    bouncer.stop()
 
 
 def _new_database_name() -> str:
@@ -110,6 +131,7 @@ def target(
     if engine_name == "sqlite":
         yield SqliteTarget(request.getfixturevalue("db_path"))
         return
+    bouncer = request.getfixturevalue("pgbouncer") if engine_name == POOLED else None
     if "db_path" in request.fixturenames:
         # db_path would be a file nobody writes to: the test would pass on nothing.
         raise pytest.UsageError(
@@ -120,7 +142,11 @@ def target(
     template: str = request.getfixturevalue("pg_template")
     name = _new_database_name()
     url = server.create_database(name, template=template)
-    yield PostgresTarget(url)
+    if bouncer is None:
+        yield PostgresTarget(url)
+    else:
+        # Requests through the pooler; the runner and the tooling directly.
+        yield PostgresTarget(bouncer.url(name), direct_url=url)
     server.drop_database(name)
 
 

@@ -20,13 +20,18 @@ from db.target import DatabaseTarget, PostgresTarget
 from service.config import Settings
 
 ENGINES = ("sqlite", "postgres")
+# PostgreSQL through the tests' pgbouncer (transaction pooling): only for
+# tests marked engines(..., "pgbouncer"), which name it.
+POOLED = "pgbouncer"
 Row = tuple[Any, ...]
 
 
 def settings_for(target: DatabaseTarget, **fields: Any) -> Settings:
     """Settings for the service on target, with any other fields given."""
     if isinstance(target, PostgresTarget):
-        return Settings(database_url=target.url, **fields)
+        return Settings(
+            database_url=target.url, direct_database_url=target.direct_url, **fields
+        )
     return Settings(database_path=target.path, **fields)
 
 
@@ -35,6 +40,8 @@ def env_for(target: DatabaseTarget, **settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
     if isinstance(target, PostgresTarget):
         env["SERVICE_DATABASE_URL"] = target.url
+        if target.direct_url is not None:
+            env["SERVICE_DIRECT_DATABASE_URL"] = target.direct_url
     else:
         env["SERVICE_DATABASE_PATH"] = str(target.path)
     env.setdefault("SERVICE_PORT", "0")

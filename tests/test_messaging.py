@@ -27,6 +27,9 @@ from tests.test_api import assert_problem
 
 Client = falcon.testing.TestClient
 
+# The messaging flow runs through a transaction-pooling pgbouncer too.
+pytestmark = pytest.mark.engines("sqlite", "postgres", "pgbouncer")
+
 
 @pytest.fixture
 def client(target: DatabaseTarget, database: Database) -> Client:

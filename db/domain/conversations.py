@@ -28,7 +28,7 @@ from db.domain.records import (
     MemberRecord,
     UserRecord,
 )
-from db.domain.timestamps import aware, now
+from db.domain.timestamps import aware
 from db.engines.base.operations import Dialect, parse_timestamp, timestamp_text
 from db.errors import NotFoundError
 
@@ -89,39 +89,44 @@ class Conversations:
         if not found:
             raise NotFoundError(f"no conversation {conversation_id}")
 
-    def lock(self, conversation_id: int) -> None:
+    def lock(self, conversation_id: int) -> datetime:
         """Take the conversation's write lock (held until the transaction ends).
 
         Every writer inside one conversation takes it before it checks
         anything, so checks and writes of two writers never interleave.
         SQLite: nothing to take, BEGIN IMMEDIATE serialised them already;
-        PostgreSQL: a transaction-level advisory lock on the id.
+        PostgreSQL: a transaction-level advisory lock on the id. Returns
+        the database's clock once the lock is held (naive UTC): the stamp
+        for what the holder writes.
         """
-        self._dialect.lock_key(self._db, "conversations", conversation_id)
+        return self._dialect.lock_key(self._db, "conversations", conversation_id)
 
-    def lock_as_member(self, user_id: int, conversation_id: int) -> int | None:
-        """Lock the conversation, then check user_id is a member; returns the owner's id.
+    def lock_as_member(self, user_id: int, conversation_id: int) -> datetime:
+        """Lock the conversation, check user_id is a member; the stamp to write with.
 
         NotFoundError when the user is not a member (or there is no such
         conversation). Call inside the write transaction, before the write.
+        The stamp (naive UTC) is the database's clock once the lock is
+        held, and never earlier than the conversation's last activity: its
+        last_message_at never moves back, even if the clock does.
         """
-        self.lock(conversation_id)
+        held = self.lock(conversation_id)
         found = self._db.select(
-            "SELECT c.owner_id FROM memberships mb "
+            "SELECT c.last_message_at FROM memberships mb "
             "JOIN conversations c ON c.id = mb.conversation_id "
             "WHERE mb.conversation_id = $conversation_id AND mb.user_id = $user_id",
             {"conversation_id": conversation_id, "user_id": user_id},
         )
         if not found:
             raise NotFoundError(f"no conversation {conversation_id}")
-        owner: int | None = found[0]
-        return owner
+        latest = self._dialect.timestamp(found[0]).replace(tzinfo=None)
+        return max(held, latest)
 
     def create(
         self, creator: UserRecord, title: str, members: Iterable[UserRecord]
     ) -> ConversationRecord:
         """Start a conversation; the creator is a member and its owner."""
-        stamp = now()
+        stamp = self._dialect.now(self._db)
         conversation = self._conversation(
             title=title,
             created_by=creator.id,

@@ -18,7 +18,7 @@ where entities would cost Pony several times the query.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, timedelta
 
 from pony import orm
 
@@ -93,8 +93,11 @@ class EventFeed:
         newest = int(rows[0] or 0) if rows else 0
         return max(newest, self.pruned_through())
 
-    def prune(self, cutoff: datetime, batch: int) -> int:
-        """Remove the oldest events written before cutoff, at most batch of them.
+    def prune(self, retention: timedelta, batch: int) -> int:
+        """Remove the oldest events older than retention, at most batch of them.
+
+        Older by the database's clock, which stamped them (every replica
+        judges by the same one).
 
         Call inside a write transaction. Only a prefix of ids goes, so
         every id at or below pruned_through is gone and every one above
@@ -106,6 +109,7 @@ class EventFeed:
             {"batch": batch},
         )
         stamp = self._dialect.timestamp
+        cutoff = self._dialect.now(self._db).replace(tzinfo=UTC) - retention
         upto = 0
         for event_id, created_at in rows:
             if stamp(created_at) >= cutoff:

@@ -42,7 +42,6 @@ from db.domain.records import (
     MessageRecord,
     OwnerChange,
 )
-from db.domain.timestamps import now
 from db.engines.base.operations import Dialect
 
 Encoder = Callable[[str, Any], str]
@@ -93,12 +92,12 @@ class Events:
     def append(self, kind: str, conversation_id: int | None, payload: Any) -> int:
         """Write one event in the current transaction; returns its id."""
         # PostgreSQL: the transaction's id before the event's (see the module).
-        self._dialect.before_event(self._db, self.notify)
+        stamp = self._dialect.before_event(self._db, self.notify)
         event = self._event(
             conversation=conversation_id,
             kind=kind,
             data=self.encode(kind, payload),
-            created_at=now(),
+            created_at=stamp,  # the database's clock: retention is judged by it
         )
         event.flush()
         self._local.written = True

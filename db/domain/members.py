@@ -19,6 +19,7 @@ transaction: member.added, member.removed, owner.changed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pony import orm
@@ -26,7 +27,7 @@ from pony import orm
 from db.domain.conversations import Conversations
 from db.domain.events import Events
 from db.domain.records import ConversationRecord, MemberRecord
-from db.domain.timestamps import aware, now
+from db.domain.timestamps import aware
 from db.errors import ForbiddenError, NotFoundError
 
 
@@ -50,15 +51,18 @@ class Members:
         NotFoundError for a conversation the actor is not in and for an
         unknown handle; ForbiddenError for a member who is not the owner.
         """
-        conversation = self._locked(actor, conversation_id, "adds members")
+        conversation, stamp = self._locked(actor, conversation_id, "adds members")
         user = self._user.get(handle=handle)
         if user is None:
             raise NotFoundError(f"no user with handle {handle!r}")
         membership = self._membership.get(conversation=conversation, user=user)
         added = membership is None
         if membership is None:
+            # The database's clock, read once the lock was held: members join
+            # in the order their adds took the lock (the longest-standing
+            # member inherits the conversation), whichever host added them.
             membership = self._membership(
-                conversation=conversation, user=user, joined_at=now()
+                conversation=conversation, user=user, joined_at=stamp
             )
         record = MemberRecord(
             user.handle, user.display_name, aware(membership.joined_at)
@@ -78,7 +82,7 @@ class Members:
         ForbiddenError when a member other than the owner removes someone
         else. When the owner goes, the longest-standing member owns it.
         """
-        conversation = self._conversation_for(actor, conversation_id)
+        conversation, _ = self._conversation_for(actor, conversation_id)
         membership = orm.select(
             mb
             for mb in self._membership
@@ -116,7 +120,7 @@ class Members:
         NotFoundError when the actor or handle is not a member;
         ForbiddenError when the actor is not the owner.
         """
-        conversation = self._locked(actor, conversation_id, "hands ownership over")
+        conversation, _ = self._locked(actor, conversation_id, "hands ownership over")
         membership = orm.select(
             mb
             for mb in self._membership
@@ -133,23 +137,27 @@ class Members:
         """The actor's handle (None: the operator)."""
         return None if actor is None else str(self._user[actor].handle)
 
-    def _locked(self, actor: int | None, conversation_id: int, does: str) -> Any:
-        """The locked conversation, when actor is its owner (or the operator)."""
-        conversation = self._conversation_for(actor, conversation_id)
+    def _locked(
+        self, actor: int | None, conversation_id: int, does: str
+    ) -> tuple[Any, datetime]:
+        """The locked conversation and its stamp, when actor is its owner (or the operator)."""
+        conversation, stamp = self._conversation_for(actor, conversation_id)
         if actor is not None and conversation.owner.id != actor:
             raise ForbiddenError(f"only the conversation's owner {does}")
-        return conversation
+        return conversation, stamp
 
-    def _conversation_for(self, actor: int | None, conversation_id: int) -> Any:
-        """Lock the conversation, check actor is in it; the Conversation entity."""
+    def _conversation_for(
+        self, actor: int | None, conversation_id: int
+    ) -> tuple[Any, datetime]:
+        """Lock the conversation, check actor is in it; the entity and the lock's stamp."""
         if actor is None:
-            self._conversations.lock(conversation_id)
+            stamp = self._conversations.lock(conversation_id)
         else:
-            self._conversations.lock_as_member(actor, conversation_id)
+            stamp = self._conversations.lock_as_member(actor, conversation_id)
         conversation = self._conversation.get(id=conversation_id)
         if conversation is None:
             raise NotFoundError(f"no conversation {conversation_id}")
-        return conversation
+        return conversation, stamp
 
     def _longest_standing(self, conversation: Any) -> Any:
         """The member who joined first (then the lowest id), or None."""

@@ -9,7 +9,7 @@ from pony import orm
 from db.domain.conversations import MAX_ID, Conversations
 from db.domain.events import Events
 from db.domain.records import MessagePage, MessageRecord, UserRecord
-from db.domain.timestamps import aware, now
+from db.domain.timestamps import aware
 from db.engines.base.operations import Dialect
 from db.errors import ForbiddenError, NotFoundError
 
@@ -37,11 +37,11 @@ class Messages:
         """Add a message to a conversation the author is a member of."""
         # The conversation's lock, then the membership check: a removal
         # answered 204 is final. Posters to one conversation take turns
-        # before the clock is read, so stamps (and ids) follow commit order
-        # and the conversation's last_message_at is its newest message's,
-        # never an older one's written last.
-        self._conversations.lock_as_member(author.id, conversation_id)
-        stamp = now()
+        # before the database's clock is read (in the lock's own round
+        # trip), so stamps (and ids) follow commit order whichever host
+        # posts, and the conversation's last_message_at is its newest
+        # message's, never an older one's written last.
+        stamp = self._conversations.lock_as_member(author.id, conversation_id)
         message = self._message(
             conversation=conversation_id, author=author.id, body=body, created_at=stamp
         )

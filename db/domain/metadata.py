@@ -7,7 +7,7 @@ from typing import Any
 from pony import orm
 
 from db.domain.records import MetadataPage, MetadataRecord
-from db.domain.timestamps import aware, now
+from db.domain.timestamps import aware
 from db.engines.base.operations import Dialect
 from db.errors import NotFoundError
 
@@ -47,14 +47,16 @@ class Metadata:
     def put(self, key: str, value: str) -> tuple[MetadataRecord, bool]:
         """Create or replace an entry; returns it and whether it was created."""
         # Two writers creating one new key: the second waits for the first
-        # (a no-op on SQLite, where writers already take turns).
-        self._dialect.lock_key(self._db, "app_metadata", key)
-        stamp = now()
+        # (a no-op on SQLite, where writers already take turns). The stamp
+        # is the database's clock once the lock is held, so updated_at
+        # follows the order of the writes whichever host makes them.
+        stamp = self._dialect.lock_key(self._db, "app_metadata", key)
         row = self._entry.get_for_update(key=key)
         if row is None:
             row = self._entry(key=key, value=value, updated_at=stamp)
             return _record(row), True
-        row.set(value=value, updated_at=stamp)
+        # Never back in time, even if the clock is.
+        row.set(value=value, updated_at=max(stamp, row.updated_at))
         return _record(row), False
 
     def delete(self, key: str) -> None:

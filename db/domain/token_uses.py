@@ -9,12 +9,19 @@ and Database.close() writes what is left. A token's last_used_at moves
 at most once per TOUCH_INTERVAL and never backwards, whichever process
 recorded the newer use. A kill -9 loses at most the last interval's
 notes: bookkeeping, not data.
+
+The stamps are the database's clock: a note keeps this process's
+monotonic time, and the flush reads the database's clock once and dates
+each use back from it by the time elapsed since, so a host whose own
+clock is off neither moves a token's last use into the future (where
+"never backwards" would pin it) nor back.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -39,12 +46,14 @@ class TokenUses:
         self,
         entities: dict[str, Any],
         writing: Callable[[], AbstractContextManager[None]],
+        clock: Callable[[], datetime],
         flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         self._token = entities["ApiToken"]
         self._writing = writing
+        self._clock = clock  # the database's, naive UTC, inside writing()
         self._interval = flush_interval
-        self._pending: dict[int, datetime] = {}
+        self._pending: dict[int, float] = {}  # token id -> time.monotonic()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -59,7 +68,7 @@ class TokenUses:
         with self._lock:
             if caller.token_id in self._pending:
                 return  # noted already; the flush writes it
-            self._pending[caller.token_id] = moment
+            self._pending[caller.token_id] = time.monotonic()
             if self._thread is None and not self._stopped.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="token-uses", daemon=True
@@ -84,9 +93,11 @@ class TokenUses:
             return 0
         try:
             with self._writing():
+                now, elapsed_from = self._clock(), time.monotonic()
                 tokens = orm.select(t for t in self._token if t.id in list(batch))
                 for token in tokens:
-                    used = batch[token.id].replace(tzinfo=None)
+                    ago = max(0.0, elapsed_from - batch[token.id])
+                    used = now - timedelta(seconds=ago)
                     if token.last_used_at is None or token.last_used_at < used:
                         token.last_used_at = used
         except DatabaseError as ex:

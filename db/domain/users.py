@@ -9,7 +9,7 @@ from pony import orm
 
 from db.domain.events import Events
 from db.domain.records import Caller, UserRecord
-from db.domain.timestamps import aware, now
+from db.domain.timestamps import aware
 from db.engines.base.operations import Dialect
 from db.errors import ConflictError, NotFoundError
 
@@ -44,7 +44,11 @@ class Users:
         taken = ConflictError(f"handle {handle!r} is taken")
         if self._user.exists(handle=handle):
             raise taken
-        user = self._user(handle=handle, display_name=display_name, created_at=now())
+        user = self._user(
+            handle=handle,
+            display_name=display_name,
+            created_at=self._dialect.now(self._db),
+        )
         try:
             user.flush()  # the id, and a concurrent taker of the handle, now
         except orm.TransactionIntegrityError as ex:
@@ -64,7 +68,9 @@ class Users:
         user = self._user.get(handle=handle)
         if user is None:
             raise NotFoundError(f"no user with handle {handle!r}")
-        token = self._token(user=user, token_hash=token_hash, created_at=now())
+        token = self._token(
+            user=user, token_hash=token_hash, created_at=self._dialect.now(self._db)
+        )
         token.flush()
         return int(token.id)
 
@@ -79,7 +85,7 @@ class Users:
         if token is None:
             raise NotFoundError(f"no token {token_id}")
         if token.revoked_at is None:
-            token.revoked_at = now()
+            token.revoked_at = self._dialect.now(self._db)
             self._events.token_revoked(token_id)  # ends its streams, everywhere
 
     def holds_token(self, token_id: int) -> bool:

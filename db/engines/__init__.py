@@ -34,18 +34,27 @@ def engine_for(
     *,
     synchronous: str = "NORMAL",
     threads: int = 8,
+    processes: int = 1,
     lock_timeout: float = 5.0,
+    statement_timeout: float = 30.0,
 ) -> Engine:
     """The engine for a target: an SQLite file or a PostgreSQL database.
 
-    synchronous is SQLite's PRAGMA; threads (the connections the service
-    needs) and lock_timeout (how long a row lock is waited for) are
-    PostgreSQL's.
+    synchronous is SQLite's PRAGMA; threads and processes (the connections
+    the service needs: threads in each of processes), lock_timeout (how
+    long a write waits for a lock) and statement_timeout (how long one
+    statement of a write may run) are PostgreSQL's.
     """
     if isinstance(target, PostgresTarget):
         from db.engines.postgres.engine import PostgresEngine
 
-        return PostgresEngine(target, threads=threads, lock_timeout=lock_timeout)
+        return PostgresEngine(
+            target,
+            threads=threads,
+            processes=processes,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+        )
     from db.engines.sqlite.engine import SqliteEngine
 
     return SqliteEngine(target.path, synchronous)

@@ -10,7 +10,7 @@ its own backlog up to the cursor, then follows it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from db.database import Database
 from db.domain.records import EventRecord
@@ -88,11 +88,10 @@ class Following:
 
     def prune(self) -> int:
         """Remove events older than the retention window; how many went."""
-        cutoff = datetime.now(UTC) - self._retention
         removed = 0
         for _ in range(PRUNE_ROUNDS):
             with self._database.writing():
-                batch = self._feed.prune(cutoff, PRUNE_BATCH)
+                batch = self._feed.prune(self._retention, PRUNE_BATCH)
             removed += batch
             if batch < PRUNE_BATCH:
                 break

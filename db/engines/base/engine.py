@@ -2,8 +2,8 @@
 
 db.database opens the service's database through it: migrations() for
 the runner, require_database() when migrations are off, bind(), the
-schema check through schema_tables(), started(); gate() and fault()
-while serving; closed() after every connection closed. The tooling asks
+schema check through schema_tables(), started(); gate(), begin_write()
+and fault() while serving; closed() after every connection closed. The tooling asks
 the same object for its migration backend, its introspection and its
 planner. Each engine package (db/engines/sqlite/, db/engines/postgres/)
 implements it in engine.py; db.engines.engine_for() picks one.
@@ -61,6 +61,13 @@ class Engine(Protocol):
 
     def gate(self, timeout: float) -> WriteGate:
         """The write gate requests pass (bounded by timeout)."""
+
+    def begin_write(self, orm_db: Any) -> None:
+        """Begin the current db_session's write transaction, past the gate.
+
+        SQLite: BEGIN IMMEDIATE. PostgreSQL: the transaction, its lock and
+        statement timeouts set for it alone (SET LOCAL).
+        """
 
     def fault(self) -> str | None:
         """Why the database cannot serve right now, or None."""

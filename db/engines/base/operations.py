@@ -2,9 +2,14 @@
 
 Domain modules (metadata, users, conversations, messages, search) speak
 Pony and never name an engine; they ask their Dialect ("serialise
-writers of this key", "search these words", "this raw timestamp as a
-datetime"). Values cross this interface converted: a store never parses
-what one driver returns.
+writers of this key", "the database's clock", "search these words",
+"this raw timestamp as a datetime"). Values cross this interface
+converted: a store never parses what one driver returns.
+
+One clock orders what the service stores: every stamp a store writes
+comes from now() or lock_key(), the database's clock (on PostgreSQL the
+server's, shared by every host; on SQLite the machine's, which every
+process on the file shares), never from one host's own.
 """
 
 from __future__ import annotations
@@ -40,12 +45,23 @@ class Dialect(Protocol):
         nothing, BEGIN IMMEDIATE already made writers take turns.
         """
 
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """Make concurrent writers of this logical key take turns.
+    def lock_key(self, orm_db: Any, *key: object) -> datetime:
+        """Make concurrent writers of this logical key take turns; the time then.
 
         For read-modify-write on rows that may not exist yet (an upsert):
         row locks cannot cover a row nobody has inserted. Call inside the
-        write transaction; held until it ends.
+        write transaction; held until it ends. Returns the database's
+        clock read once the lock is held (naive UTC, as now()): the stamp
+        for what the holder writes, so stamps follow the order in which
+        holders take turns, at no extra round trip.
+        """
+
+    def now(self, orm_db: Any) -> datetime:
+        """The database's clock as naive UTC (what entities store).
+
+        For a stamp a write stores where no lock_key() gave one. On
+        PostgreSQL one round trip (clock_timestamp(), not the
+        transaction's start, which may precede a lock wait).
         """
 
     def search(
@@ -59,12 +75,13 @@ class Dialect(Protocol):
         caller escapes it).
         """
 
-    def before_event(self, orm_db: Any, notify: bool) -> None:
-        """Call in a write transaction right before it inserts an event.
+    def before_event(self, orm_db: Any, notify: bool) -> datetime:
+        """Call in a write transaction right before it inserts an event; its stamp.
 
         PostgreSQL: the transaction takes its id (xid) first, which the
         reader relies on to settle gaps (db/engines/postgres/events.py),
-        and NOTIFYs listeners at commit when notify; SQLite: nothing.
+        and NOTIFYs listeners at commit when notify. Returns the database's
+        clock (naive UTC), as now() does.
         """
 
     def timestamp(self, raw: Any) -> datetime:

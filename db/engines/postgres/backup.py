@@ -133,7 +133,12 @@ def _run(command: list[str], what: str, password: str) -> str:
 
 
 def dump(target: PostgresTarget, path: Path, *, force: bool = False) -> Dump:
-    """pg_dump target into path (custom format), verified; BackupError otherwise."""
+    """pg_dump target into path (custom format), verified; BackupError otherwise.
+
+    On the direct URL when one is set: pg_dump sets session parameters and
+    reads in one long transaction, which a transaction pooler would split.
+    """
+    target = target.direct()
     final = check_target(path, force=force)
     pg_dump, pg_restore = tools()
     version = _run([pg_dump, "--version"], "pg_dump --version", "").strip()

@@ -1,8 +1,14 @@
-"""PostgreSQL connections: Pony's, with the service's session settings, and direct ones.
+"""PostgreSQL connections, with nothing set for the whole session.
 
-Pony's provider connects with connect_arguments(); the runner, the
-schema check, the introspection and the scratch databases use connect(),
-an autocommit psycopg2 connection of their own named for pg_stat_activity.
+A transaction-pooling pgbouncer refuses startup options ("unsupported
+startup parameter: options") and hands each transaction to whichever
+server session is free, so a session-level SET, a session advisory lock
+or a prepared statement may live on a session the next transaction does
+not get. So no connection here carries session settings: Pony's
+(connect_arguments()) and the runner's and tooling's own (connect())
+take their settings per transaction (SET LOCAL, transaction.py). The one
+exception is a file that runs outside a transaction (outside.py), which
+needs a session of its own and refuses to run through a pooler.
 """
 
 from __future__ import annotations
@@ -20,38 +26,63 @@ APPLICATION_NAME = "service-foundation"
 APPLICATION = "service-foundation migrations"
 
 
-def connect_arguments(url: str, lock_timeout: float) -> dict[str, Any]:
-    """psycopg2.connect() keywords for url, with the service's session settings.
+def connect_arguments(url: str) -> dict[str, Any]:
+    """psycopg2.connect() keywords for url: its own, and an application_name.
 
-    lock_timeout bounds every wait for a row or table lock (55P03 past it:
-    503, as SQLite's busy_timeout does). The settings travel in the
-    startup packet's `options`, after any the URL carries, so that Pony's
-    DISCARD ALL on releasing a connection resets the session to them.
+    application_name is one of the startup parameters pgbouncer accepts
+    (and keeps per client); anything else the service needs is set per
+    transaction.
     """
     arguments: dict[str, Any] = extensions.parse_dsn(url)
-    options = arguments.get("options", "")
-    ours = f"-c lock_timeout={max(1, round(lock_timeout * 1000))}"
-    arguments["options"] = f"{options} {ours}".strip()
     arguments.setdefault("application_name", APPLICATION_NAME)
     return arguments
 
 
-def connect(target: PostgresTarget, purpose: str) -> Any:
-    """An autocommit psycopg2 connection named for pg_stat_activity."""
+def first_line(ex: BaseException) -> str:
+    """An error's first line (libpq's names host, port and user, never the password)."""
+    text = str(ex).strip()
+    return text.splitlines()[0] if text else type(ex).__name__
+
+
+def connect(target: PostgresTarget, purpose: str, *, options: str | None = None) -> Any:
+    """An autocommit psycopg2 connection named for pg_stat_activity.
+
+    options (libpq's, "-c name=value ...") puts settings in the startup
+    packet: only for a session that must be direct (outside.py).
+    """
+    extra: dict[str, str] = {}
+    if options:
+        given = extensions.parse_dsn(target.url).get("options", "")
+        extra["options"] = f"{given} {options}".strip()
     try:
         con = psycopg2.connect(
-            target.url, application_name=f"{APPLICATION} {purpose} {actor()}"[:63]
+            target.url,
+            application_name=f"{APPLICATION} {purpose} {actor()}"[:63],
+            **extra,
         )
     except psycopg2.Error as ex:
-        # libpq's message names host, port and user, never the password.
-        first = (
-            str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-        )
-        raise StartupError(f"cannot connect to {target.describe()}: {first}") from ex
+        raise StartupError(
+            f"cannot connect to {target.describe()}: {first_line(ex)}"
+        ) from ex
     con.autocommit = True
-    if con.server_version >= 140000:
-        # A killed runner's statement stops within a second instead of running
-        # on (and holding its locks) until it ends by itself.
-        with con.cursor() as cur:
-            cur.execute("SET client_connection_check_interval = '1s'")
     return con
+
+
+def behind_pooler(reported_pid: int, server_pid: int) -> bool:
+    """Whether a connection pooler sits between the client and the server.
+
+    A pooler that multiplexes (pgbouncer, and the others) answers the
+    startup with a cancel key of its own, so the backend pid the client
+    was told (psycopg2's get_backend_pid()) is not the pid of the server
+    session that runs its statements (pg_backend_pid()). Connected
+    directly, the two are always the same.
+    """
+    return reported_pid != server_pid
+
+
+def pooled(con: Any) -> bool:
+    """Whether con (psycopg2) reaches its server through a connection pooler."""
+    with con.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (server_pid,) = cur.fetchone()
+    return behind_pooler(con.get_backend_pid(), server_pid)

@@ -1,9 +1,12 @@
 """PostgreSQL as an Engine: Pony's postgres provider over psycopg2.
 
-What the runtime asks (bind with the session settings, the capacity
-check, an open write gate) and what the tooling asks (the runner's
-backend, introspection, the planner) of one PostgreSQL database; each
-answered by the module of this package that holds it.
+What the runtime asks (bind, the capacity check, an open write gate,
+write transactions with their timeouts) and what the tooling asks (the
+runner's backend, introspection, the planner) of one PostgreSQL
+database; each answered by the module of this package that holds it.
+Pony's connections carry no session settings, so the service runs
+through a transaction-pooling pgbouncer as it does connected directly;
+the runner and the tooling use the direct URL when there is one.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from db.engines.base.migration import TRACKING_TABLES, Backend
 from db.engines.base.plan import Plan, Snapshot
 from db.engines.base.schema import Schema
 from db.engines.postgres import introspection, planner, snapshot
-from db.engines.postgres.capacity import EXTRA_CONNECTIONS, check_capacity
+from db.engines.postgres.capacity import check_capacity
 from db.engines.postgres.connection import connect, connect_arguments
 from db.engines.postgres.events import ListenWatch, PollWatch, PostgresTail
 from db.engines.postgres.migration_backend import PostgresBackend
 from db.engines.postgres.operations import PostgresDialect
+from db.engines.postgres.transaction import milliseconds, set_local, set_local_sql
 from db.errors import StartupError
 from db.target import PostgresTarget
 
@@ -32,23 +36,40 @@ log = logging.getLogger("db.database")
 
 
 class PostgresEngine:
-    """One PostgreSQL database: concurrent writers, row locks bounded by lock_timeout."""
+    """One PostgreSQL database: concurrent writers, row locks bounded by lock_timeout.
+
+    threads and processes are what the service runs (the connections it
+    needs); lock_timeout and statement_timeout bound each write
+    transaction's lock waits and statements (SET LOCAL, seconds).
+    """
 
     dialect: PostgresDialect = PostgresDialect()
 
     def __init__(
-        self, target: PostgresTarget, *, threads: int = 8, lock_timeout: float = 5.0
+        self,
+        target: PostgresTarget,
+        *,
+        threads: int = 8,
+        processes: int = 1,
+        lock_timeout: float = 5.0,
+        statement_timeout: float = 30.0,
     ) -> None:
         self.target = target
         self.threads = threads
+        self.processes = processes
         self.lock_timeout = lock_timeout
+        self.statement_timeout = statement_timeout
+        self._write_settings = set_local_sql(
+            lock_timeout=milliseconds(lock_timeout),
+            statement_timeout=milliseconds(statement_timeout),
+        )
 
     def describe(self) -> str:
         """The URL with its password hidden."""
         return self.target.describe()
 
     def migrations(self) -> Backend:
-        """The runner on this database."""
+        """The runner on this database (its direct URL when it has one)."""
         return PostgresBackend(self.target)
 
     def require_database(self) -> None:
@@ -56,7 +77,7 @@ class PostgresEngine:
 
     def bind(self, orm_db: Any) -> None:
         """Bind orm_db to the database; StartupError naming why it cannot."""
-        arguments = connect_arguments(self.target.url, self.lock_timeout)
+        arguments = connect_arguments(self.target.url)
         try:
             orm_db.bind(provider="postgres", **arguments)
         except Exception as ex:
@@ -65,9 +86,36 @@ class PostgresEngine:
             raise StartupError(f"cannot connect to {self.describe()}: {reason}") from ex
 
     def started(self, orm_db: Any) -> None:
-        """Refuse to serve when the server cannot give every thread a connection."""
+        """Refuse to serve another database than the direct URL's, or too few connections."""
         with orm.db_session:
-            check_capacity(orm_db, self.threads + EXTRA_CONNECTIONS)
+            if self.target.direct_url is not None:
+                self._same_database(orm_db)
+            check_capacity(orm_db, self.threads, self.processes)
+
+    def _same_database(self, orm_db: Any) -> None:
+        """StartupError unless the direct URL reaches the database the service uses."""
+        which = (
+            "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), "
+            "pg_postmaster_start_time()"
+        )
+        (served,) = orm_db.select(which)
+        con = connect(self.target.direct(), "identity")
+        try:
+            with con.cursor() as cur:
+                cur.execute(which)
+                direct = cur.fetchone()
+        finally:
+            con.close()
+        if tuple(served) != tuple(direct):
+            raise StartupError(
+                "SERVICE_DIRECT_DATABASE_URL reaches another database than "
+                f"SERVICE_DATABASE_URL ({self.target.direct().describe()} and "
+                f"{self.describe()}): point both at the same database"
+            )
+
+    def begin_write(self, orm_db: Any) -> None:
+        """Begin the write transaction with its lock and statement timeouts."""
+        set_local(orm_db, self._write_settings)
 
     def gate(self, timeout: float) -> WriteGate:
         """PostgreSQL orders concurrent writers itself (row locks, lock_timeout)."""
@@ -90,12 +138,12 @@ class PostgresEngine:
         return ListenWatch(listen_url) if listen_url else PollWatch()
 
     def bind_scratch(self, orm_db: Any) -> None:
-        """Bind orm_db to the database for the tooling (no session settings)."""
-        orm_db.bind(provider="postgres", dsn=self.target.url)
+        """Bind orm_db to the database for the tooling (its direct URL)."""
+        orm_db.bind(provider="postgres", dsn=self.target.direct().url)
 
     def schema_tables(self, script: str) -> tuple[Schema, Schema]:
         """The tables script creates in this session's pg_temp, and the database's."""
-        con = connect(self.target, "schema check")
+        con = connect(self.target.direct(), "schema check")
         try:
             expected = introspection.schema_of_script(
                 con, sql.split(script, "postgres")
@@ -107,7 +155,7 @@ class PostgresEngine:
 
     def snapshot(self) -> Snapshot:
         """The database's schema for the planner."""
-        return snapshot.migrated_snapshot(self.target)
+        return snapshot.migrated_snapshot(self.target.direct())
 
     def script_snapshot(
         self,
@@ -116,7 +164,7 @@ class PostgresEngine:
         fills: dict[tuple[str, str], str],
     ) -> Snapshot:
         """The schema a DDL script creates, in pg_temp on this database."""
-        return snapshot.script_snapshot(self.target, script, column_sql, fills)
+        return snapshot.script_snapshot(self.target.direct(), script, column_sql, fills)
 
     def wide_auto_key(self, column_sql: str) -> str:
         """BIGSERIAL where Pony writes SERIAL (32-bit) for every auto key."""

@@ -1,13 +1,15 @@
 """The runner on PostgreSQL: an advisory lock, transactional DDL, timeouts.
 
-Each file runs in one transaction together with its history row (DDL is
+The run holds an advisory lock in a transaction of its own (locks.py),
+on the direct URL when one is set (PostgresTarget.direct()). Each file
+runs in one transaction together with its history row (DDL is
 transactional: a failure leaves no trace), after SET LOCAL lock_timeout
 and statement_timeout (defaults below, overridable in the header) and a
-re-check of the history under a table lock. A lock_timeout rolls the
-file back and it is retried. A `transaction=off` file (one statement,
-such as CREATE INDEX CONCURRENTLY IF NOT EXISTS) runs on its own; an
-INVALID index a killed run left behind is dropped first, and the index
-must be valid before the history row is written.
+re-check of the history under a table lock. Nothing is set for a whole
+session, so a run works through a transaction-pooling pgbouncer too. A
+lock_timeout rolls the file back and it is retried. A `transaction=off`
+file (one statement, such as CREATE INDEX CONCURRENTLY IF NOT EXISTS)
+runs on a direct session of its own (outside.py).
 """
 
 from __future__ import annotations
@@ -55,8 +57,13 @@ LOCK_RETRIES = 3  # attempts of a file that hit lock_timeout (it rolled back)
 class PostgresSession:
     """The runner's work connection, while the lock connection holds the lock."""
 
-    def __init__(self, con: Any):
+    def __init__(self, con: Any, lock: locks.HeldLock, target: PostgresTarget):
         self._con = con
+        self._lock = lock
+        self._target = target
+        # A killed runner's statement stops within a second instead of running
+        # on (and holding its locks) until it ends by itself (PostgreSQL 14+).
+        self._check_client = con.server_version >= 140000
 
     def has_tracking(self) -> bool:
         """Whether the history table exists in the current schema."""
@@ -92,6 +99,7 @@ class PostgresSession:
 
     def apply(self, migration: Migration) -> bool:
         """Run one file with its history row; False if another run did."""
+        self._lock.confirm()
         if not migration.header.transaction:
             return self._apply_outside(migration)
         for attempt in range(1, LOCK_RETRIES + 1):
@@ -126,6 +134,8 @@ class PostgresSession:
                 "SET LOCAL statement_timeout = %s",
                 (header.statement_timeout or STATEMENT_TIMEOUT,),
             )
+            if self._check_client:
+                cur.execute("SET LOCAL client_connection_check_interval = '1s'")
             # Re-check under a lock that two runners cannot share.
             cur.execute(f"LOCK TABLE {HISTORY_TABLE} IN SHARE ROW EXCLUSIVE MODE")
             cur.execute(
@@ -160,7 +170,9 @@ class PostgresSession:
         """One statement on its own (transaction=off), then its history row."""
         if migration.version in self.history():
             return False
-        apply_outside(self._con, migration, LOCK_TIMEOUT, STATEMENT_TIMEOUT)
+        apply_outside(
+            self._target, self._con, migration, LOCK_TIMEOUT, STATEMENT_TIMEOUT
+        )
         return True
 
     def record(self, records: list[Record], action: str, detail: str) -> None:
@@ -191,7 +203,7 @@ class PostgresBackend:
     dialect: Dialect = "postgres"
 
     def __init__(self, target: PostgresTarget):
-        self.target = target
+        self.target = target.direct()
 
     def describe(self) -> str:
         """The URL without its password."""
@@ -200,10 +212,10 @@ class PostgresBackend:
     @contextlib.contextmanager
     def session(self, lock_timeout: float) -> Iterator[PostgresSession]:
         """The advisory lock on its own connection, then the work connection."""
-        with locks.advisory_lock(self.target, lock_timeout):
+        with locks.advisory_lock(self.target, lock_timeout) as lock:
             con = connection.connect(self.target, "run")
             try:
-                yield PostgresSession(con)
+                yield PostgresSession(con, lock, self.target)
             finally:
                 con.close()
 
@@ -211,7 +223,10 @@ class PostgresBackend:
     def _read_only(self) -> Iterator[Any]:
         con = connection.connect(self.target, "read")
         try:
-            con.set_session(readonly=True)
+            # Out of autocommit, so psycopg2 says READ ONLY in each BEGIN; in
+            # autocommit it would SET a session default, which a pooler would
+            # hand to the next client's transactions.
+            con.set_session(readonly=True, autocommit=False)
             yield con
         finally:
             con.close()
@@ -242,9 +257,8 @@ class PostgresBackend:
         )
         if not header.transaction:
             return [
-                "-- outside a transaction (transaction=off): one statement on its own",
-                f"SET {lock}",
-                f"SET {statement}",
+                "-- outside a transaction (transaction=off): one statement on a direct "
+                f"session of its own, started with {lock}, {statement}",
                 *statements_shown(migration),
                 f"INSERT INTO {HISTORY_TABLE} ... -- version {migration.version}, "
                 "in its own transaction",

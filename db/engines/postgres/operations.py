@@ -1,4 +1,4 @@
-"""What the domain code asks of PostgreSQL: advisory locks, tsvector search."""
+"""What the domain code asks of PostgreSQL: advisory locks, the clock, search."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from typing import Any, Literal
 from db.engines.base.events import NOTIFY_CHANNEL
 from db.engines.base.operations import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
 from db.engines.postgres.locks import key_number
+
+# The server's clock once the lock is held: OFFSET 0 keeps the subquery (and
+# its lock) from being merged into the outer query, so it runs first.
+_LOCK_THEN_CLOCK = (
+    "SELECT clock_timestamp() AT TIME ZONE 'UTC' "
+    "FROM (SELECT pg_advisory_xact_lock($number) OFFSET 0) AS held"
+)
+_CLOCK = "SELECT clock_timestamp() AT TIME ZONE 'UTC'"
 
 
 def timestamp(raw: Any) -> datetime:
@@ -40,27 +48,39 @@ class PostgresDialect:
     # them wait; compatible with plain UPDATEs of other columns (token use).
     guard_lock: str = " FOR KEY SHARE"
 
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """A transaction-level advisory lock on key: same-key writers take turns."""
-        number = key_number(*key)
-        orm_db.select("SELECT pg_advisory_xact_lock($number)", {"number": number})
+    def lock_key(self, orm_db: Any, *key: object) -> datetime:
+        """A transaction-level advisory lock on key, then the server's clock.
 
-    def before_event(self, orm_db: Any, notify: bool) -> None:
-        """Take the transaction's id now, before the event's id; NOTIFY at commit.
+        Same-key writers take turns; one round trip for both.
+        """
+        number = key_number(*key)
+        moment: datetime = orm_db.select(_LOCK_THEN_CLOCK, {"number": number})[0]
+        return moment
+
+    def now(self, orm_db: Any) -> datetime:
+        """The server's clock, naive UTC (clock_timestamp(): one round trip)."""
+        moment: datetime = orm_db.select(_CLOCK, {})[0]
+        return moment
+
+    def before_event(self, orm_db: Any, notify: bool) -> datetime:
+        """Take the transaction's id now, before the event's id; the server's clock.
 
         The reader settles a gap by waiting for the transactions in
         progress that lock the events table (db/engines/postgres/events.py):
         that needs every holder of an event id to have an xid by then,
         and an INSERT takes its id (nextval) before its xid. One round
-        trip; pg_notify in it when some replica LISTENs.
+        trip, which also reads the clock the event is stamped with (one
+        clock for every replica) and, when some replica LISTENs, calls
+        pg_notify.
         """
-        if notify:
-            orm_db.select(
-                "SELECT pg_current_xact_id(), pg_notify($channel, '')",
-                {"channel": NOTIFY_CHANNEL},
-            )
-        else:
-            orm_db.select("SELECT pg_current_xact_id()")
+        notify_sql = ", pg_notify($channel, '')" if notify else ""
+        row = orm_db.select(
+            "SELECT pg_current_xact_id(), clock_timestamp() AT TIME ZONE 'UTC'"
+            + notify_sql,
+            {"channel": NOTIFY_CHANNEL},
+        )[0]
+        moment: datetime = row[1]
+        return moment
 
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int

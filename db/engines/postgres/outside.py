@@ -1,9 +1,13 @@
 """A `transaction=off` file on PostgreSQL: one statement on its own.
 
-Session-level timeouts around the statement (reset after); for CREATE
-INDEX CONCURRENTLY IF NOT EXISTS, an INVALID index an earlier failed or
-killed attempt left is dropped first, and the index must be valid before
-the history row is written in its own small transaction.
+Outside a transaction SET LOCAL cannot bound the statement, so it runs
+on a connection of its own whose timeouts travel in the startup packet:
+a session of its own, which a transaction-pooling pgbouncer cannot give
+(it refuses the options, or drops them with ignore_startup_parameters);
+such a file then stops with one line asking for the direct URL. For
+CREATE INDEX CONCURRENTLY IF NOT EXISTS, an INVALID index an earlier
+failed or killed attempt left is dropped first, and the index must be
+valid before the history row is written in its own small transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import psycopg2
 
 from db.engines.base import sql
 from db.engines.base.migration import Migration
+from db.engines.postgres.connection import connect, pooled
 from db.engines.postgres.tracking import INSERT, failure, transaction
-from db.errors import MigrationError
+from db.errors import MigrationError, StartupError
+from db.target import PostgresTarget
 
 log = logging.getLogger("db.migrate")
 
@@ -47,21 +53,63 @@ def index_valid(cur: Any, name: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
+def _needs_direct(migration: Migration, why: str) -> MigrationError:
+    return MigrationError(
+        f"{migration.name} runs outside a transaction (transaction=off), which "
+        f"needs a database session of its own, and {why}: a transaction-pooling "
+        "connection pooler? Set SERVICE_DIRECT_DATABASE_URL to a connection that "
+        "bypasses it (docs/postgres.md, Behind a connection pooler)"
+    )
+
+
+def session_for(
+    target: PostgresTarget, migration: Migration, settings: dict[str, str]
+) -> Any:
+    """A direct session with settings in its startup packet; MigrationError if none."""
+    options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    try:
+        con = connect(target, "outside", options=options)
+    except StartupError as ex:
+        if "startup parameter" in str(ex):
+            raise _needs_direct(
+                migration, f"the server refused session options ({ex})"
+            ) from ex
+        raise
+    try:
+        # A pooler told to ignore the options would drop them silently.
+        behind = pooled(con)
+    except BaseException:
+        con.close()
+        raise
+    if behind:
+        con.close()
+        raise _needs_direct(migration, "this connection goes through a pooler")
+    return con
+
+
 def apply_outside(
-    con: Any, migration: Migration, lock_timeout: str, statement_timeout: str
+    target: PostgresTarget,
+    record_on: Any,
+    migration: Migration,
+    lock_timeout: str,
+    statement_timeout: str,
 ) -> None:
-    """Run the file's one statement outside a transaction, then record it."""
+    """Run the file's one statement on a session of its own, then record it on record_on."""
     started = time.perf_counter()
     header = migration.header
     (statement,) = migration.statements
     index = concurrent_index(statement)
-    with con.cursor() as cur:
-        try:
-            cur.execute("SET lock_timeout = %s", (header.lock_timeout or lock_timeout,))
-            cur.execute(
-                "SET statement_timeout = %s",
-                (header.statement_timeout or statement_timeout,),
-            )
+    settings = {
+        "lock_timeout": header.lock_timeout or lock_timeout,
+        "statement_timeout": header.statement_timeout or statement_timeout,
+    }
+    if record_on.server_version >= 140000:
+        # A killed runner's statement stops within a second instead of running
+        # on (and holding its locks) until it ends by itself.
+        settings["client_connection_check_interval"] = "1s"
+    con = session_for(target, migration, settings)
+    try:
+        with con.cursor() as cur:
             if index and index_valid(cur, index) is False:
                 # A killed or failed earlier run left the index INVALID.
                 log.warning("dropping the INVALID index %s an earlier run left", index)
@@ -86,11 +134,10 @@ def apply_outside(
                     f"{migration.name}: index {index} exists but is not valid "
                     "(an earlier build failed); the next run drops and rebuilds it"
                 )
-        finally:
-            cur.execute("RESET lock_timeout")
-            cur.execute("RESET statement_timeout")
+    finally:
+        con.close()
     elapsed = round((time.perf_counter() - started) * 1000, 3)
-    with transaction(con) as cur:
+    with transaction(record_on) as cur:
         cur.execute(
             INSERT,
             (migration.version, migration.name, migration.checksum, elapsed, "applied"),

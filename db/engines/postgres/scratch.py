@@ -72,7 +72,7 @@ class ServerScratch:
 def server_scratch(server: PostgresTarget | None) -> Iterator[ServerScratch]:
     """Scratch databases on server, or on a throwaway server when None."""
     if server is not None:
-        yield ServerScratch(server)
+        yield ServerScratch(server.direct())
         return
     with throwaway_server() as throwaway:
         yield ServerScratch(PostgresTarget(throwaway.url()))

@@ -1,8 +1,9 @@
 """PostgreSQL as `transfer`'s sink: rows inserted in one transaction.
 
-The connection carries the service's session settings, with a longer
-lock_timeout; the transaction commits only when the copy was verified
-(the block ends without an error), so a failure leaves nothing behind.
+On the direct URL when one is set; the transaction waits at most
+LOCK_TIMEOUT for a lock (SET LOCAL) and commits only when the copy was
+verified (the block ends without an error), so a failure leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from db.engines.postgres.locks import key_number
 from db.target import PostgresTarget
 
 BATCH = 1000
+LOCK_TIMEOUT = "30s"
 
 
 class PostgresSink:
@@ -139,14 +141,16 @@ def sink(target: PostgresTarget) -> Iterator[PostgresSink]:
 
     Every psycopg2 error is a TransferError naming the target, in one line.
     """
+    target = target.direct()
     try:
-        pg = psycopg2.connect(**connect_arguments(target.url, lock_timeout=30))
+        pg = psycopg2.connect(**connect_arguments(target.url))
     except psycopg2.Error as ex:
         raise TransferError(
             f"cannot connect to {target.describe()}: {_line(ex)}"
         ) from ex
     try:
         with pg, pg.cursor() as cur:
+            cur.execute("SET LOCAL lock_timeout = %s", (LOCK_TIMEOUT,))
             yield PostgresSink(cur, target)
     except psycopg2.Error as ex:
         raise TransferError(f"{target.describe()}: {_line(ex)}") from ex

@@ -82,6 +82,10 @@ class SqliteEngine:
         """One writer at a time in this process, waiting at most timeout."""
         return SerialGate(timeout)
 
+    def begin_write(self, orm_db: Any) -> None:
+        """BEGIN IMMEDIATE: SQLite's write lock (waiting up to busy_timeout)."""
+        orm_db.get_connection()  # public: begins the transaction (IMMEDIATE)
+
     def started(self, orm_db: Any) -> None:
         """Let SQLite gather the statistics a long-lived connection needs."""
         con = connection.connect(self.path, self.synchronous)

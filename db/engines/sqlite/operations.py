@@ -42,11 +42,17 @@ class SqliteDialect:
     # Writers already take turns (BEGIN IMMEDIATE): a plain read is current.
     guard_lock: str = ""
 
-    def lock_key(self, orm_db: Any, *key: object) -> None:
-        """Nothing to do: SQLite writers already take turns (BEGIN IMMEDIATE)."""
+    def lock_key(self, orm_db: Any, *key: object) -> datetime:
+        """Nothing to lock (BEGIN IMMEDIATE made writers take turns); the time."""
+        return datetime.now(UTC).replace(tzinfo=None)
 
-    def before_event(self, orm_db: Any, notify: bool) -> None:
-        """Nothing to do: ids follow commit order; readers watch data_version."""
+    def now(self, orm_db: Any) -> datetime:
+        """The machine's clock (naive UTC): every process on the file shares it."""
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def before_event(self, orm_db: Any, notify: bool) -> datetime:
+        """The machine's clock: ids follow commit order; readers watch data_version."""
+        return self.now(orm_db)
 
     def search(
         self, orm_db: Any, user_id: int, terms: list[str], limit: int

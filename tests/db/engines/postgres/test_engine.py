@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 from pony import orm
 
@@ -49,6 +50,40 @@ def test_too_few_connections_for_the_threads_stops_start_up(
     assert small_server.password not in result.stderr + result.stdout
     fits = run_cli("migrate", env=pg_env(tmp_path, url, threads=2))
     assert fits.returncode == 0, fits.stderr
+
+
+@pytest.mark.slow
+def test_capacity_counts_the_connections_of_every_role(
+    tmp_path: Path, small_server: PostgresServer
+) -> None:
+    """An unprivileged role, with another role holding most slots, is refused at start
+    with one line counting them; once they are gone, the same start passes."""
+    url = small_server.create_database("shared")
+    small_server._execute(
+        "CREATE ROLE app LOGIN PASSWORD 'app-password-123' NOSUPERUSER NOCREATEDB"
+    )
+    small_server._execute("ALTER DATABASE shared OWNER TO app")
+    app_url = url.replace(f"postgres:{small_server.password}@", "app:app-password-123@")
+    assert run_cli("migrate", env=pg_env(tmp_path, app_url)).returncode == 0
+    # 8 slots, 3 reserved: 5 for everyone. Another role takes 3 of them; the
+    # service (2 threads) needs 4: its start-up connection and 3 more.
+    others = [psycopg2.connect(url) for _ in range(3)]
+    try:
+        refused = run_cli("serve", env=pg_env(tmp_path, app_url, threads=2))
+    finally:
+        for con in others:
+            con.close()
+    assert refused.returncode == 1, refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if '"CRITICAL"' in line]
+    assert len(lines) == 1, refused.stderr
+    assert "room for 1 more connection" in lines[0]
+    assert "every role" in lines[0]
+    assert "app-password-123" not in refused.stderr + refused.stdout
+    served = start_serve(pg_env(tmp_path, app_url, threads=2))
+    try:
+        assert served.request("GET", "/readyz")[0] == 200
+    finally:
+        assert served.stop() == 0
 
 
 def test_wrong_password_is_one_line_without_any_password(
@@ -106,17 +141,25 @@ def test_serving_never_shows_the_password_in_logs_metrics_or_answers(
         assert postgres.password not in text
 
 
-def test_lock_timeout_survives_ponys_discard_all(pg_url: str) -> None:
-    """Pony runs DISCARD ALL on releasing a connection; the session keeps lock_timeout."""
+def test_write_transactions_set_their_timeouts_and_nothing_outlives_them(
+    pg_url: str,
+) -> None:
+    """A write transaction runs with its lock and statement timeouts (SET LOCAL);
+    reads and later sessions run with the server's defaults: nothing is set for
+    the session, which a transaction pooler would hand to another client."""
     database = open_database(
-        engine=engine_for(PostgresTarget(pg_url), lock_timeout=1.5)
+        engine=engine_for(
+            PostgresTarget(pg_url), lock_timeout=1.5, statement_timeout=7.0
+        )
+    )
+    show = (
+        "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
     )
     try:
-        for _ in range(2):  # the second session reuses the released connection
+        for _ in range(2):  # the second round reuses the released connection
+            with database.writing():
+                assert tuple(database.orm.select(show)[0]) == ("1500ms", "7s")
             with orm.db_session:
-                (timeout,) = database.orm.select(
-                    "SELECT current_setting('lock_timeout')"
-                )
-                assert timeout == "1500ms"
+                assert tuple(database.orm.select(show)[0]) == ("0", "0")
     finally:
         database.close()
