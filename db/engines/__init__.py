@@ -35,20 +35,26 @@ def engine_for(
     synchronous: str = "NORMAL",
     threads: int = 8,
     lock_timeout: float = 5.0,
+    processes: int = 1,
 ) -> Engine:
     """The engine for a target: an SQLite file or a PostgreSQL database.
 
-    synchronous is SQLite's PRAGMA; threads (the connections the service
+    synchronous is SQLite's PRAGMA; threads (the connections each process
     needs) and lock_timeout (how long a row lock is waited for) are
-    PostgreSQL's.
+    PostgreSQL's. processes is how many processes will serve from the
+    database once it is open (worker processes forked after it opened):
+    SQLite's writers then share one write gate across them, and
+    PostgreSQL must have connections for every one.
     """
     if isinstance(target, PostgresTarget):
         from db.engines.postgres.engine import PostgresEngine
 
-        return PostgresEngine(target, threads=threads, lock_timeout=lock_timeout)
+        return PostgresEngine(
+            target, threads=threads, lock_timeout=lock_timeout, processes=processes
+        )
     from db.engines.sqlite.engine import SqliteEngine
 
-    return SqliteEngine(target.path, synchronous)
+    return SqliteEngine(target.path, synchronous, processes=processes)
 
 
 def migration_backend(

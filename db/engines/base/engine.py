@@ -59,7 +59,11 @@ class Engine(Protocol):
         """Checks and maintenance once the database is open and mapped."""
 
     def gate(self, timeout: float) -> WriteGate:
-        """The write gate requests pass (bounded by timeout)."""
+        """The write gate requests pass (bounded by timeout).
+
+        Shared by every process forked after the database opened, when the
+        engine was told several will serve.
+        """
 
     def fault(self) -> str | None:
         """Why the database cannot serve right now, or None."""

@@ -19,7 +19,7 @@ from db.engines.base.migration import TRACKING_TABLES, Backend
 from db.engines.base.plan import Plan, Snapshot
 from db.engines.base.schema import Schema
 from db.engines.postgres import introspection, planner, snapshot
-from db.engines.postgres.capacity import EXTRA_CONNECTIONS, check_capacity
+from db.engines.postgres.capacity import check_capacity
 from db.engines.postgres.connection import connect, connect_arguments
 from db.engines.postgres.migration_backend import PostgresBackend
 from db.engines.postgres.operations import PostgresDialect
@@ -35,11 +35,17 @@ class PostgresEngine:
     dialect: PostgresDialect = PostgresDialect()
 
     def __init__(
-        self, target: PostgresTarget, *, threads: int = 8, lock_timeout: float = 5.0
+        self,
+        target: PostgresTarget,
+        *,
+        threads: int = 8,
+        lock_timeout: float = 5.0,
+        processes: int = 1,
     ) -> None:
         self.target = target
         self.threads = threads
         self.lock_timeout = lock_timeout
+        self.processes = processes
 
     def describe(self) -> str:
         """The URL with its password hidden."""
@@ -63,9 +69,13 @@ class PostgresEngine:
             raise StartupError(f"cannot connect to {self.describe()}: {reason}") from ex
 
     def started(self, orm_db: Any) -> None:
-        """Refuse to serve when the server cannot give every thread a connection."""
+        """Refuse to serve when the server cannot give every thread a connection.
+
+        Every thread of every process that will serve: the check runs once,
+        in the process that opened the database before forking them.
+        """
         with orm.db_session:
-            check_capacity(orm_db, self.threads + EXTRA_CONNECTIONS)
+            check_capacity(orm_db, self.threads, processes=self.processes)
 
     def gate(self, timeout: float) -> WriteGate:
         """PostgreSQL orders concurrent writers itself (row locks, lock_timeout)."""
