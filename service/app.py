@@ -19,17 +19,22 @@ from service.middleware import DbSession, RequestContext
 from service.paths import guard
 from service.rendering import check_models
 from service.routing import complete_methods
+from service.workers.board import Board
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def open_for(settings: Settings) -> Database:
-    """Open (migrate, map, check) the database the settings name."""
+def open_for(settings: Settings, *, processes: int = 1) -> Database:
+    """Open (migrate, map, check) the database the settings name.
+
+    processes: how many worker processes will be forked to serve from it.
+    """
     engine = engine_for(
         settings.target,
         synchronous=settings.synchronous,
         threads=settings.threads,
         lock_timeout=settings.write_lock_timeout,
+        processes=processes,
     )
     return open_database(
         engine=engine,
@@ -52,7 +57,7 @@ def requirements(routes: list[openapi.Route]) -> dict[tuple[str, str], Any]:
 def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Route]:
     """Every route: the resource modules', /metrics and /openapi.json."""
     routes = resources.collect(context)
-    routes.append(("/metrics", MetricsResource(metrics.registry), None))
+    routes.append(("/metrics", MetricsResource(metrics.exposition), None))
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     docs = DocsPage()
     routes.append(("/docs", docs, None))
@@ -60,15 +65,25 @@ def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Rou
     return routes
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> falcon.App:  # type: ignore[type-arg]
-    """Build the WSGI app; opens (migrates, checks) the database unless given one."""
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    workers: Board | None = None,
+) -> falcon.App:  # type: ignore[type-arg]
+    """Build the WSGI app; opens (migrates, checks) the database unless given one.
+
+    workers: the supervisor's board, in a worker process: /readyz reports
+    every worker, and /metrics every worker's metrics.
+    """
     if database is None:
         database = open_for(settings)
-    metrics = Metrics()
+    metrics = Metrics(multiprocess=workers is not None)
     database.on_write_lock_wait(metrics.observe_lock_wait)
     metrics.schema_version.set(database.current_state().version or 0)
     auth = Authenticator(database.users, database.token_uses, settings.admin_token)
-    routes = routes_for(resources.Context(settings, database, auth), metrics)
+    context = resources.Context(settings, database, auth, workers)
+    routes = routes_for(context, metrics)
 
     middleware: list[Any] = [
         RequestContext(metrics),

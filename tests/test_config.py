@@ -52,6 +52,10 @@ def test_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("MIGRATE", "sometimes"),
         ("LOG_LEVEL", "chatty"),
         ("SYNCHRONOUS", "OFF"),
+        ("WORKERS", "0"),
+        ("WORKERS", "257"),
+        ("WORKERS", "many"),
+        ("WORKERS", "1.5"),
     ],
 )
 def test_bad_setting_exits_2_with_one_line_before_opening(
@@ -65,6 +69,25 @@ def test_bad_setting_exits_2_with_one_line_before_opening(
     assert len(lines) == 1
     assert f"SERVICE_{name}" in lines[0]
     assert not db_path.parent.exists()
+
+
+def test_workers_is_a_count_or_auto_which_means_every_usable_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SERVICE_WORKERS defaults to 1, takes a number, and auto is the cores this
+    process may run on (its CPU affinity)."""
+    import os
+
+    from service.workers import usable_cores, worker_count
+
+    assert Settings().workers == 1
+    monkeypatch.setenv("SERVICE_WORKERS", "3")
+    assert worker_count(load_settings().workers) == 3
+    monkeypatch.setenv("SERVICE_WORKERS", " Auto ")
+    settings = load_settings()
+    assert settings.workers == "auto"
+    assert worker_count(settings.workers) == usable_cores()
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
 
 
 def test_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import time
 from service import fd_limit
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE
 from service.config import Settings
+from service.workers import supervisor, worker_count
 
 log = logging.getLogger("service")
 
@@ -37,11 +38,27 @@ def listen_advice(code: int | None) -> str:
 
 
 def cmd_serve(settings: Settings) -> int:
-    """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP."""
+    """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP.
+
+    One process, or (SERVICE_WORKERS above 1) a supervisor and its workers.
+    """
+    started = time.perf_counter()
+    workers = worker_count(settings.workers)
+    if workers == 1:
+        return _serve(settings, workers, started)
+    # Before anything imports prometheus_client (service.server does).
+    folder = supervisor.metrics_folder()
+    try:
+        return _serve(settings, workers, started)
+    finally:
+        supervisor.remove_folder(folder)
+
+
+def _serve(settings: Settings, workers: int, started: float) -> int:
     from service.app import create_app, open_for
     from service.server import ListenError, Server, StartupInterruptedError, StopSignals
+    from service.workers.serve import serve_workers
 
-    started = time.perf_counter()
     signals = StopSignals()
     signals.install()  # before the migration: a signal then rolls it back
     try:
@@ -62,6 +79,8 @@ def cmd_serve(settings: Settings) -> int:
         )
     database = None
     try:
+        if workers > 1:
+            return serve_workers(settings, workers, signals, budget, started)
         database = open_for(settings)
         app = create_app(settings, database=database)
         server = Server(

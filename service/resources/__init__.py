@@ -21,6 +21,7 @@ from service import schemas
 from service.auth import Authenticator
 from service.config import Settings
 from service.openapi import Route
+from service.workers.board import Board
 
 # Path ids: SQL's 64-bit integers. Anything else matches no route (404),
 # however many digits it has.
@@ -34,6 +35,8 @@ class Context:
     settings: Settings
     database: Database
     auth: Authenticator
+    # The supervisor's board in a worker process (SERVICE_WORKERS > 1).
+    workers: Board | None = None
 
 
 def _modules() -> list[ModuleType]:

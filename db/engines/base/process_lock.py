@@ -19,9 +19,8 @@ mutex with both a bounded wait and recovery from a dead owner):
   multiprocessing.Lock is) would. The dead writer's transaction was rolled
   back by SQLite (its connection died with it), so the next one proceeds;
 - PTHREAD_PRIO_INHERIT: the kernel's futex_lock_pi queue hands the mutex
-  to its longest waiter at each unlock (no barging), which keeps the
-  longest wait near the average instead of tens of milliseconds beyond it
-  (docs/benchmarks.md, "Workers", has the numbers);
+  over at each unlock (the woken waiter owns it at once, so a releasing
+  thread that loops straight back cannot barge ahead of it);
 - PTHREAD_MUTEX_ERRORCHECK: a thread that takes it twice gets an error at
   once rather than waiting out the timeout on itself.
 

@@ -1,0 +1,371 @@
+"""SERVICE_WORKERS: a supervisor's workers die, restart, drain, count and log as one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from db.target import DatabaseTarget, SqliteTarget
+from tests.engines import env_for, rows
+from tests.reliability.support import (
+    Client,
+    metric,
+    metric_samples,
+    problem_of,
+    serving,
+    wait_exit,
+    write_lock_held,
+)
+from tests.reliability.workers import (
+    Load,
+    clients_on_every_worker,
+    wait_for_workers,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _seed(url: str) -> None:
+    client = Client(url)
+    assert client.request("PUT", "/v1/metadata/seed", {"value": "s"})[0] == 201
+    client.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_worker_comes_back_while_the_others_keep_answering(
+    target: DatabaseTarget,
+) -> None:
+    """kill -9 of a worker under load: the other serves on, the supervisor forks a
+    new one (ready again, serving), no request gets a 5xx, no acknowledged write is lost."""
+    with serving(env_for(target, workers=2, threads=4)) as server:
+        _seed(server.url)
+        pids = wait_for_workers(server, 2)
+        held = clients_on_every_worker(server, pids)
+        load = Load(server.url, clients=6).start()
+        time.sleep(1.0)
+        victim, survivor = pids
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # The survivor's own connection keeps answering, before the new worker is up.
+        client = held[survivor][0]
+        assert client.request("GET", "/v1/metadata/seed")[0] == 200
+        new = wait_for_workers(server, 2, without=(victim,))
+        back_at = time.monotonic()
+        time.sleep(1.0)
+        outcomes = load.stop()
+        for clients in held.values():
+            for open_client in clients:
+                open_client.close()
+        # The replacement serves: fresh connections reach both workers again.
+        spread = clients_on_every_worker(server, new)
+        for clients in spread.values():
+            assert clients[0].request("GET", "/v1/metadata/seed")[0] == 200
+            clients[0].close()
+    statuses = [status for _, status, _ in outcomes]
+    assert not [s for s in statuses if s >= 500], statuses
+    answered_meanwhile = [t for t, s, _ in outcomes if killed_at < t < back_at and s]
+    after = [t for t, s, _ in outcomes if t > back_at and s]
+    print(
+        f"{len(outcomes)} requests, {statuses.count(0)} connection errors (the killed "
+        f"worker's), back in {back_at - killed_at:.2f} s, {len(answered_meanwhile)} "
+        "answered meanwhile"
+    )
+    assert after, "no request answered after the replacement was ready"
+    assert survivor in new
+    assert victim not in new
+    exited = [
+        line for line in server.lines if line.get("event.action") == "worker_exited"
+    ]
+    assert [(e["worker.pid"], e["process.exit_code"]) for e in exited] == [
+        (victim, -signal.SIGKILL)
+    ]
+    assert "signal SIGKILL" in exited[0]["message"]
+    acknowledged = {key for _, status, key in outcomes if status in (200, 201) and key}
+    stored = {key for (key,) in rows(target, "SELECT key FROM app_metadata")}
+    assert acknowledged <= stored
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_drains_the_requests_in_flight_on_every_worker_then_exits_0(
+    target: DatabaseTarget,
+) -> None:
+    """SIGTERM with two requests mid-upload on each worker: all answered 201, exit 0,
+    every worker drained, the database closed once (WAL checkpointed on SQLite)."""
+    body = json.dumps({"value": "in flight"}).encode()
+    with serving(env_for(target, workers=2)) as server:
+        pids = wait_for_workers(server, 2)
+        held = clients_on_every_worker(server, pids, per_worker=2)
+        uploads = []
+        for pid, clients in held.items():
+            for n, client in enumerate(clients):
+                conn = client._conn
+                assert conn is not None
+                assert conn.sock is not None
+                key = f"flight-{pid}-{n}"
+                conn.sock.sendall(
+                    f"PUT /v1/metadata/{key} HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body[:5]
+                )
+                uploads.append((conn, key))
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.7)
+        assert server.process.poll() is None  # draining: the uploads are unfinished
+        answers = []
+        for conn, key in uploads:
+            assert conn.sock is not None
+            conn.sock.sendall(body[5:])
+            response = conn.response_class(conn.sock, method="PUT")
+            response.begin()
+            answers.append((key, response.status, json.loads(response.read())))
+            conn.close()
+        code = wait_exit(server.process, 30)
+        server.collect()
+    assert [(status, answer["value"]) for _, status, answer in answers] == [
+        (201, "in flight")
+    ] * 4
+    assert code == 0, server.lines[-10:]
+    drained = {
+        line["process.pid"]
+        for line in server.lines
+        if line.get("message") == "received SIGTERM; draining"
+    }
+    assert set(pids) <= drained
+    closed = [line for line in server.lines if line.get("message") == "database closed"]
+    assert [line["process.pid"] for line in closed] == [server.process.pid]
+    stored = {key for (key,) in rows(target, "SELECT key FROM app_metadata")}
+    assert {key for key, _, _ in answers} <= stored
+    if isinstance(target, SqliteTarget):
+        wal = target.path.with_name(target.path.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+
+
+@pytest.mark.timeout(120)
+def test_metrics_add_up_every_worker_and_log_lines_name_their_worker(
+    target: DatabaseTarget,
+) -> None:
+    """5 requests answered by each worker: every scrape, whichever worker answers it,
+    counts all 10; each access line's process.pid is the worker that answered."""
+    with serving(env_for(target, workers=2)) as server:
+        pids = wait_for_workers(server, 2)
+        held = clients_on_every_worker(server, pids, per_worker=1)
+        for clients in held.values():
+            for _ in range(5):
+                assert clients[0].request("GET", "/v1/metadata/absent")[0] == 404
+        seen = []
+        for _ in range(6):
+            scraper = Client(server.url)  # a new connection: either worker
+            samples = metric_samples(scraper)
+            scraper.close()
+            seen.append(
+                metric(
+                    samples,
+                    "service_http_requests_total",
+                    route="/v1/metadata/{key}",
+                    method="GET",
+                    status="404",
+                )
+            )
+        for clients in held.values():
+            clients[0].close()
+        time.sleep(0.3)  # access lines are written within 0.1 s
+    assert seen == [10.0] * 6, seen
+    assert [line for line in server.lines if "raw" in line] == []
+    access = [
+        line for line in server.lines if line.get("log.logger") == "service.access"
+    ]
+    absent = [
+        line["process.pid"]
+        for line in access
+        if line["url.path"] == "/v1/metadata/absent"
+    ]
+    assert sorted(absent.count(pid) for pid in pids) == [5, 5]
+    supervisor = [line for line in server.lines if line.get("event.action") == "ready"]
+    assert supervisor[0]["process.pid"] == server.process.pid
+    assert supervisor[0]["workers"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_workers_stop_when_their_supervisor_is_killed(target: DatabaseTarget) -> None:
+    """kill -9 of the supervisor: its workers get SIGTERM, drain and exit within
+    the shutdown timeout instead of serving on as orphans holding the port."""
+    with serving(env_for(target, workers=2, shutdown_timeout=5)) as server:
+        pids = wait_for_workers(server, 2)
+        server.process.kill()
+        assert wait_exit(server.process, 10) == -signal.SIGKILL
+        deadline = time.monotonic() + 15
+        alive = set(pids)
+        while alive and time.monotonic() < deadline:
+            alive = {pid for pid in alive if _running(pid)}
+            time.sleep(0.05)
+        server.collect()
+    assert not alive, f"workers {sorted(alive)} outlived their supervisor"
+    drained = {
+        line["process.pid"]
+        for line in server.lines
+        if line.get("message") == "received SIGTERM; draining"
+    }
+    assert drained == set(pids)
+
+
+def _running(pid: int) -> bool:
+    """pid is a live process (not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.engines("sqlite")
+@pytest.mark.timeout(120)
+def test_a_worker_dying_at_start_in_a_loop_stops_the_service_with_one_line(
+    target: DatabaseTarget,
+) -> None:
+    """The database file is replaced under a running service, then a worker is
+    killed: its replacements refuse to start on the file the service did not open;
+    after a few quick deaths the supervisor gives up: one CRITICAL line, exit 1.
+    (SQLite: replacing a file is the failure a worker meets at start.)"""
+    assert isinstance(target, SqliteTarget)
+    with serving(env_for(target, workers=2)) as server:
+        victim = wait_for_workers(server, 2)[0]
+        copy = target.path.with_name("copy.sqlite3")
+        shutil.copy(target.path, copy)
+        os.replace(copy, target.path)
+        started = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        code = wait_exit(server.process, 60)
+        took = time.monotonic() - started
+        server.collect()
+    assert code == 1
+    critical = [line for line in server.lines if line.get("log.level") == "CRITICAL"]
+    assert len(critical) == 1, critical
+    assert critical[0]["event.action"] == "crash_loop"
+    assert "5 times in a row" in critical[0]["message"]
+    refusals = [
+        line for line in server.lines if "cannot start" in line.get("message", "")
+    ]
+    assert len(refusals) >= 4
+    print(f"gave up after {took:.1f} s")
+
+
+@pytest.mark.engines("sqlite")
+@pytest.mark.timeout(120)
+def test_writes_from_two_workers_all_succeed_or_get_a_503_within_the_timeout(
+    target: DatabaseTarget,
+) -> None:
+    """16 clients PUT for 4 s through two workers on one SQLite file: every answer is
+    2xx or a 503 problem, none waits past SERVICE_WRITE_LOCK_TIMEOUT (plus the
+    request's own time), and every acknowledged write is stored.
+    (SQLite: the only engine whose writers queue on one lock.)"""
+    assert isinstance(target, SqliteTarget)
+    timeout = 0.25
+    slack = 0.75  # parsing, the commit, GIL hand-offs on a shared 2-core machine
+    with serving(env_for(target, workers=2, write_lock_timeout=timeout)) as server:
+        wait_for_workers(server, 2)
+        results = _hammer(server.url, clients=16, seconds=4.0)
+    statuses = {status for status, _, _, _ in results}
+    slowest = max(took for _, took, _, _ in results)
+    print(
+        f"{len(results)} writes: "
+        + ", ".join(
+            f"{s}: {sum(1 for r in results if r[0] == s)}" for s in sorted(statuses)
+        )
+        + f"; slowest {slowest:.3f} s"
+    )
+    assert statuses <= {200, 201, 503}, statuses
+    for status, _, headers, payload in results:
+        if status == 503:
+            problem_of(status, headers, payload)
+            assert int(headers["retry-after"]) >= 1
+    assert slowest < timeout + slack, slowest
+    con = sqlite3.connect(target.path)
+    stored = dict(con.execute("SELECT key, value FROM app_metadata"))
+    con.close()
+    acknowledged = {
+        (body["key"], body["value"])
+        for body in (json.loads(p) for s, _, _, p in results if s in (200, 201))
+    }
+    assert acknowledged <= set(stored.items())
+
+
+@pytest.mark.engines("sqlite")
+@pytest.mark.timeout(120)
+def test_a_writer_waiting_for_another_process_holds_up_the_others_only_until_the_timeout(
+    target: DatabaseTarget,
+) -> None:
+    """Another process holds SQLite's write lock for 3 s while two PUTs arrive on
+    each worker: one PUT (the write lock's holder) waits it out and gets 201; the
+    three others, on either worker, get a 503 after SERVICE_WRITE_LOCK_TIMEOUT
+    (1 s), not after the other process's 3 s. (SQLite: its busy handler.)"""
+    assert isinstance(target, SqliteTarget)
+    timeout = 1.0
+    with serving(env_for(target, workers=2, write_lock_timeout=timeout)) as server:
+        pids = wait_for_workers(server, 2)
+        held = clients_on_every_worker(server, pids, per_worker=2)
+        clients = [client for group in held.values() for client in group]
+        with write_lock_held(target.path, 3.0) as holder:
+            with ThreadPoolExecutor(len(clients)) as pool:
+                answers = list(
+                    pool.map(
+                        lambda pair: _timed_put(pair[1], f"held-{pair[0]}"),
+                        enumerate(clients),
+                    )
+                )
+            assert wait_exit(holder, 10) == 0
+        for client in clients:
+            client.close()
+    answers.sort(key=lambda answer: answer[1])
+    print([(status, round(took, 2)) for status, took, _, _ in answers])
+    [(status, took, _, _)] = answers[-1:]
+    assert status == 201
+    assert took > 2.0
+    for status, took, headers, payload in answers[:-1]:
+        assert status == 503, payload[:200]
+        problem_of(status, headers, payload)
+        assert timeout - 0.1 < took < timeout + 1.0, took
+
+
+def _timed_put(client: Client, key: str) -> tuple[int, float, dict[str, str], bytes]:
+    begun = time.monotonic()
+    status, headers, payload = client.request(
+        "PUT", f"/v1/metadata/{key}", {"value": key}
+    )
+    return status, time.monotonic() - begun, headers, payload
+
+
+def _hammer(
+    url: str, clients: int, seconds: float
+) -> list[tuple[int, float, dict[str, str], bytes]]:
+    """clients threads PUT in a loop for seconds; (status, seconds, headers, body)."""
+    results: list[tuple[int, float, dict[str, str], bytes]] = []
+    deadline = time.monotonic() + seconds
+
+    def run(number: int) -> None:
+        client = Client(url, timeout=30)
+        sent = 0
+        while time.monotonic() < deadline:
+            sent += 1
+            begun = time.monotonic()
+            status, headers, payload = client.request(
+                "PUT", f"/v1/metadata/w{number}-{sent}", {"value": f"{number}-{sent}"}
+            )
+            results.append((status, time.monotonic() - begun, headers, payload))
+        client.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60)
+    return results
