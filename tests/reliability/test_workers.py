@@ -43,8 +43,9 @@ def _seed(url: str) -> None:
 def test_a_killed_worker_comes_back_while_the_others_keep_answering(
     target: DatabaseTarget,
 ) -> None:
-    """kill -9 of a worker under load: the other serves on, the supervisor forks a
-    new one (ready again, serving), no request gets a 5xx, no acknowledged write is lost."""
+    """kill -9 of a worker under load: the other serves on and /readyz answers 503
+    (1 of 2 workers) until the supervisor's new worker is ready, no request gets a
+    5xx, no acknowledged write is lost."""
     with serving(env_for(target, workers=2, threads=4)) as server:
         _seed(server.url)
         pids = wait_for_workers(server, 2)
@@ -54,9 +55,20 @@ def test_a_killed_worker_comes_back_while_the_others_keep_answering(
         victim, survivor = pids
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
-        # The survivor's own connection keeps answering, before the new worker is up.
+        # The survivor's own connection keeps answering, before the new worker is up,
+        # and /readyz says the instance is short of a worker until it is.
         client = held[survivor][0]
         assert client.request("GET", "/v1/metadata/seed")[0] == 200
+        readiness = []
+        while time.monotonic() < killed_at + 1.0:  # the supervisor reaps it at once
+            status, _, ready = client.json("GET", "/readyz")
+            readiness.append((status, ready["status"], ready["workers"]))
+            if status == 503:
+                break
+            time.sleep(0.01)
+        assert readiness[-1] == (503, "not ready", {"ready": 1, "configured": 2}), (
+            readiness
+        )
         new = wait_for_workers(server, 2, without=(victim,))
         back_at = time.monotonic()
         time.sleep(1.0)
