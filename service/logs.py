@@ -5,7 +5,8 @@ the root logger (OpenTelemetry's LoggingHandler, Sentry's integration, a
 file) sees each one with its fields as record attributes. The line's
 field names are the Elastic Common Schema's (docs/operations.md, "Logs"):
 @timestamp, log.level, message, ecs.version, log.logger, process.pid (which
-worker process wrote it), error.*; an access record carries
+process wrote it) and, in a worker process, worker.id (its number, from 1),
+error.*; an access record carries
 http.request.method, url.path, http.route, http.response.status_code,
 event.duration (ns) and http.request.id.
 """
@@ -78,6 +79,15 @@ def log_access(
 
 
 _second: tuple[int, str] = (-1, "")
+# In a worker process (SERVICE_WORKERS above 1): its number, on every line.
+_worker: int | None = None
+_worker_field = ""
+
+
+def set_worker(number: int) -> None:
+    """Mark every line this process writes from now on with worker.id number."""
+    global _worker, _worker_field
+    _worker, _worker_field = number, f'"worker.id": {int(number)}, '
 
 
 def _timestamp(created: float) -> str:
@@ -106,6 +116,8 @@ class JsonFormatter(logging.Formatter):
             "log.logger": record.name,
             "process.pid": record.process,
         }
+        if _worker is not None:
+            entry["worker.id"] = _worker
         for key, value in vars(record).items():
             if key not in _STANDARD:
                 entry[key] = value
@@ -129,7 +141,7 @@ class JsonFormatter(logging.Formatter):
             f'{{"@timestamp": "{_timestamp(record.created)}", "log.level": "INFO", '
             f'"message": {method[:-1]} {path[1:-1]} {status}", '
             f'"ecs.version": "{ECS_VERSION}", "log.logger": "{ACCESS_LOGGER}", '
-            f'"process.pid": {record.process}, '
+            f'"process.pid": {record.process}, {_worker_field}'
             f'"http.request.method": {method}, "url.path": {path}, '
             f'"http.route": {route}, "http.response.status_code": {status}, '
             f'"event.duration": {int(fields["event.duration"])}, '

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 
 from db.database import Database
+from service import logs
 from service.cli.common import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE
 from service.config import Settings
 from service.workers.board import READY, Board
@@ -63,6 +64,7 @@ def run(setup: WorkerSetup, slot: int, supervisor: int) -> None:
     supervisor: the pid of the process that forked this one.
     """
     code = EXIT_FAILED
+    logs.set_worker(slot + 1)
     try:
         follow_supervisor(supervisor)
         code = _serve(setup, slot)

@@ -167,7 +167,8 @@ def test_metrics_add_up_every_worker_and_log_lines_name_their_worker(
     target: DatabaseTarget,
 ) -> None:
     """5 requests answered by each worker: every scrape, whichever worker answers it,
-    counts all 10; each access line's process.pid is the worker that answered."""
+    counts all 10; each access line's process.pid is the worker that answered, and
+    every line of a worker carries its worker.id."""
     with serving(env_for(target, workers=2)) as server:
         pids = wait_for_workers(server, 2)
         held = clients_on_every_worker(server, pids, per_worker=1)
@@ -202,6 +203,16 @@ def test_metrics_add_up_every_worker_and_log_lines_name_their_worker(
         if line["url.path"] == "/v1/metadata/absent"
     ]
     assert sorted(absent.count(pid) for pid in pids) == [5, 5]
+    numbers = {
+        line["worker.pid"]: line["worker.id"]
+        for line in server.lines
+        if line.get("event.action") == "worker_started"
+    }
+    assert sorted(numbers.values()) == [1, 2]
+    worker_lines = [line for line in server.lines if line["process.pid"] in pids]
+    assert worker_lines
+    for line in worker_lines:
+        assert line["worker.id"] == numbers[line["process.pid"]], line
     supervisor = [line for line in server.lines if line.get("event.action") == "ready"]
     assert supervisor[0]["process.pid"] == server.process.pid
     assert supervisor[0]["workers"] == 2
