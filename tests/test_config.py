@@ -201,3 +201,22 @@ def test_an_images_default_path_yields_to_a_url(
     assert load_settings().target.describe() == str(tmp_path / "image.sqlite3")
     monkeypatch.setenv("SERVICE_DATABASE_URL", "postgresql://u:pw@h/d")
     assert load_settings().target.dialect == "postgres"
+
+
+def test_workers_outside_linux_stop_the_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SERVICE_WORKERS=2 where the shared write lock cannot exist (not Linux): one
+    CRITICAL line saying so, exit 2, nothing opened or bound."""
+    from service.cli.serve import cmd_serve
+
+    db_path = tmp_path / "var" / "db.sqlite3"
+    monkeypatch.setenv("SERVICE_DATABASE_PATH", str(db_path))
+    monkeypatch.setenv("SERVICE_WORKERS", "2")
+    monkeypatch.setattr("sys.platform", "darwin")
+    with caplog.at_level("CRITICAL"):
+        assert cmd_serve(load_settings()) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "SERVICE_WORKERS above 1 needs Linux; on darwin set SERVICE_WORKERS=1"
+    ]
+    assert not db_path.parent.exists()

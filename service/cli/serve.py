@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import sys
 import time
 
 from service import fd_limit
@@ -44,6 +45,14 @@ def cmd_serve(settings: Settings) -> int:
     """
     started = time.perf_counter()
     workers = worker_count(settings.workers)
+    if workers > 1 and not sys.platform.startswith("linux"):
+        # The shared write lock and the workers' parent-death signal are Linux's.
+        log.critical(
+            "SERVICE_WORKERS above 1 needs Linux; on %s set SERVICE_WORKERS=1",
+            sys.platform,
+            extra={"event.action": "failed"},
+        )
+        return EXIT_CONFIG
     if workers == 1:
         return _serve(settings, workers, started)
     # Before anything imports prometheus_client (service.server does).

@@ -36,7 +36,8 @@ def _cgroup_limit() -> float | None:
 
 def usable_cores() -> int:
     """Cores this process may run on: its CPU affinity, capped by a cgroup quota."""
-    cores = len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
     limit = _cgroup_limit()
     if limit is not None:
         cores = min(cores, math.ceil(limit))
