@@ -162,6 +162,32 @@ def test_sigterm_drains_the_requests_in_flight_on_every_worker_then_exits_0(
         assert not wal.exists() or wal.stat().st_size == 0
 
 
+@pytest.mark.engines("sqlite")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
+@pytest.mark.timeout(60)
+def test_sigint_and_sighup_stop_every_worker_with_exit_0(
+    target: DatabaseTarget, sig: signal.Signals
+) -> None:
+    """SIGINT (Ctrl-C) and SIGHUP to the supervisor drain every worker as SIGTERM
+    does: each worker says it drains, the supervisor exits 0. (One engine: the
+    signal path does not touch the database.)"""
+    with serving(env_for(target, workers=2)) as server:
+        pids = wait_for_workers(server, 2)
+        server.process.send_signal(sig)
+        code = wait_exit(server.process, 30)
+        server.collect()
+    assert code == 0, server.lines[-10:]
+    drained = {
+        line["process.pid"]
+        for line in server.lines
+        if line.get("message") == "received SIGTERM; draining"
+    }
+    assert drained == set(pids)
+    assert f"received {sig.name}; draining 2 worker(s)" in [
+        line.get("message") for line in server.lines
+    ]
+
+
 @pytest.mark.timeout(120)
 def test_metrics_add_up_every_worker_and_log_lines_name_their_worker(
     target: DatabaseTarget,
