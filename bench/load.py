@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data, probes, procs, summary, wrk
+from bench import data, probes, procs, proctree, summary, wrk
 from bench import postgres as pg
 from bench.baseline import init_db
 
@@ -108,7 +108,7 @@ def measure(
     """Run wrk once against stack and record the result with server stats."""
     pid = stack.server.pid
     # The whole process tree: a supervisor's workers do the work.
-    cpu_before = procs.tree_cpu_seconds(pid)
+    cpu_before = proctree.tree_cpu_seconds(pid)
     db_before = stack.db_cpu() if stack.db_cpu else None
     result = wrk.run(
         wrk_path,
@@ -118,7 +118,7 @@ def measure(
         duration=duration,
         core=client_core,
     )
-    cpu_after = procs.tree_cpu_seconds(pid)
+    cpu_after = proctree.tree_cpu_seconds(pid)
     db_after = stack.db_cpu() if stack.db_cpu else None
     if stack.server.proc.poll() is not None:
         raise RuntimeError(
@@ -150,8 +150,8 @@ def measure(
             if db_cpu is not None and result.requests
             else None
         ),
-        "rss_peak_kb": procs.tree_status(pid, "VmHWM"),
-        "rss_kb": procs.tree_status(pid, "VmRSS"),
+        "rss_peak_kb": proctree.tree_status(pid, "VmHWM"),
+        "rss_kb": proctree.tree_status(pid, "VmRSS"),
     }
     stack.runs.append(run)
     return run
