@@ -66,7 +66,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8080 \
+    SERVICE_WORKERS=1 \
     SERVICE_DEFAULT_DATABASE_PATH=/data/service.sqlite3
+# SERVICE_WORKERS: serving processes (auto: one per core the container may use,
+# its --cpus quota included); docs/operations.md, "Workers", says how to size it.
 # The database, its -wal and -shm files live in /data; nothing else is written
 # (run with --read-only and a tmpfs on /tmp).
 VOLUME ["/data"]

@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         "baseline and obvious Pony stay on SQLite (default sqlite)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also run the service with this many worker processes (SERVICE_WORKERS,"
+        " unpinned: the workers and wrk share every core) beside the one-process"
+        " service, with issue 24's targets (default 0: not run)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=8,
@@ -150,6 +158,7 @@ def _resolve(args: argparse.Namespace) -> load.Options:
         baseline_only=args.baseline_only,
         stacks=args.stacks,
         engine=args.engine,
+        workers=args.workers,
     )
 
 
@@ -228,6 +237,15 @@ def run(argv: list[str]) -> int:
                     " process, and of the PostgreSQL server pinned to its core)"
                 )
                 print(beside)
+            side = report.workers_table(rows)
+            if side:
+                print()
+                print(
+                    f"the service with {opts.workers} worker processes beside one"
+                    f" (targets: {summary.workers_targets_line()}; cpu: ms per"
+                    " request of every process of the server)"
+                )
+                print(side)
             for note in results["load"]["notes"]:
                 print("note:", note)
             missed = report.misses(rows)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data, probes, procs, summary, wrk
+from bench import data, probes, procs, proctree, summary, wrk
 from bench import postgres as pg
 from bench.baseline import init_db
 
@@ -34,13 +34,24 @@ class Options:
     baseline_only: bool = False
     stacks: tuple[str, ...] = STACKS
     engine: str = "sqlite"
+    # Also the service with this many worker processes (0: not run).
+    workers: int = 0
+
+    @property
+    def workers_stack(self) -> str:
+        """The name of the service with --workers processes."""
+        return f"service-w{self.workers}"
 
     def all_stacks(self) -> tuple[str, ...]:
-        """The stacks to run: --stacks, and the service on PostgreSQL if asked for."""
-        if self.engine != "postgres":
-            return self.stacks
+        """The stacks to run: --stacks, the service with --workers processes and
+        the service on PostgreSQL if asked for, both after the service."""
+        extra: tuple[str, ...] = ()
+        if self.workers:
+            extra += (self.workers_stack,)
+        if self.engine == "postgres":
+            extra += (pg.STACK,)
         at = self.stacks.index("service") + 1 if "service" in self.stacks else 0
-        return (*self.stacks[:at], pg.STACK, *self.stacks[at:])
+        return (*self.stacks[:at], *extra, *self.stacks[at:])
 
 
 @dataclass
@@ -96,7 +107,8 @@ def measure(
 ) -> dict[str, Any]:
     """Run wrk once against stack and record the result with server stats."""
     pid = stack.server.pid
-    cpu_before = procs.cpu_seconds(pid)
+    # The whole process tree: a supervisor's workers do the work.
+    cpu_before = proctree.tree_cpu_seconds(pid)
     db_before = stack.db_cpu() if stack.db_cpu else None
     result = wrk.run(
         wrk_path,
@@ -106,7 +118,7 @@ def measure(
         duration=duration,
         core=client_core,
     )
-    cpu_after = procs.cpu_seconds(pid)
+    cpu_after = proctree.tree_cpu_seconds(pid)
     db_after = stack.db_cpu() if stack.db_cpu else None
     if stack.server.proc.poll() is not None:
         raise RuntimeError(
@@ -138,8 +150,8 @@ def measure(
             if db_cpu is not None and result.requests
             else None
         ),
-        "rss_peak_kb": procs.proc_status(pid, "VmHWM"),
-        "rss_kb": procs.proc_status(pid, "VmRSS"),
+        "rss_peak_kb": proctree.tree_status(pid, "VmHWM"),
+        "rss_kb": proctree.tree_status(pid, "VmRSS"),
     }
     stack.runs.append(run)
     return run
@@ -195,6 +207,15 @@ def start_stacks(
             )
             db_cpu = functools.partial(pg.server_cpu_seconds, pg_server)
             stacks.append(Stack(name, "postgres", server, url, db_cpu=db_cpu))
+            continue
+        if name == opts.workers_stack and opts.workers:
+            # Unpinned: the workers share every core, wrk included.
+            db = tmp / f"{name}.sqlite3"
+            prepare_migrated_db(db, server_core)
+            server = procs.start_service(
+                db, opts.threads, opts.log_level, log, None, name, opts.workers
+            )
+            stacks.append(Stack(name, "workers", server, db))
             continue
         db = dbs[name]
         if name == "service":

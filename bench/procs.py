@@ -237,6 +237,7 @@ def start_service(
     log_path: Path,
     core: int | None,
     name: str = "service",
+    workers: int = 1,
 ) -> Server:
     """Start `python -m service serve` on db (an SQLite file or a PostgreSQL URL)."""
     port = free_port()
@@ -245,6 +246,7 @@ def start_service(
         if isinstance(db, str)
         else service_env(db, port, threads, log_level)
     )
+    env["SERVICE_WORKERS"] = str(workers)
     return start(
         name,
         service_cmd("serve"),

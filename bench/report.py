@@ -121,6 +121,49 @@ def engine_table(rows: list[dict[str, Any]]) -> str:
     return table(headers, body, text_columns=2, last_is_text=False) if body else ""
 
 
+def workers_table(rows: list[dict[str, Any]]) -> str:
+    """The service with several worker processes beside one, per workload.
+
+    cpu: ms per request of every process of the server (the supervisor and
+    its workers).
+    """
+    by_key = {(r["workload"], r["connections"], r["stack"]): r for r in rows}
+    body = []
+    for row in rows:
+        if "vs_one" not in row:
+            continue
+        one = by_key[(row["workload"], row["connections"], "service")]
+        body.append(
+            [
+                row["workload"],
+                str(row["connections"]),
+                _fmt(one["rps"], ".0f"),
+                _fmt(row["rps"], ".0f"),
+                _fmt(row.get("vs_one"), ".2f"),
+                _fmt(one["p99_ms"], ".2f"),
+                _fmt(row["p99_ms"], ".2f"),
+                f"{one['errors']}/{row['errors']}",
+                _fmt(one["cpu_ms_per_req"], ".3f"),
+                _fmt(row["cpu_ms_per_req"], ".3f"),
+                row.get("verdict", ""),
+            ]
+        )
+    headers = [
+        "workload",
+        "conns",
+        "1 worker req/s",
+        "workers req/s",
+        "ratio",
+        "1 p99",
+        "workers p99",
+        "errors 1/w",
+        "1 cpu",
+        "workers cpu",
+        "target",
+    ]
+    return table(headers, body, text_columns=2) if body else ""
+
+
 def timing_table(title: str, medians: dict[str, float]) -> str:
     """A two-column table of median seconds."""
     body = [[name, f"{seconds * 1000:.1f}"] for name, seconds in medians.items()]

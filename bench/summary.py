@@ -21,6 +21,33 @@ MAX_P99_RATIO = 1.5
 AIM_RPS_RATIO = 0.90
 
 
+# Issue 24: N worker processes against one, on the same machine (wrk sharing
+# its cores): reads at least 1.4x, writes at least 1.1x. healthz and mixed
+# have no floor; every workload must answer without errors.
+MIN_WORKERS_VS_ONE = {"get": 1.4, "latest": 1.4, "put": 1.1, "post": 1.1}
+
+
+def _workers_verdict(many: dict[str, Any], one: dict[str, Any]) -> None:
+    many["vs_one"] = _ratio(many["rps"], one["rps"])
+    many["p99_vs_one"] = _ratio(many["p99_ms"], one["p99_ms"])
+    floor = MIN_WORKERS_VS_ONE.get(many["workload"])
+    misses = []
+    if floor is not None and (many["vs_one"] or 0.0) < floor:
+        misses.append(f"<{floor}x one worker")
+    if many["errors"]:
+        misses.append("errors")
+    verdict = "MISS " + ",".join(misses) if misses else "ok"
+    if floor is None and not misses:
+        verdict = "no floor"
+    many.update(misses=misses, verdict=verdict)
+
+
+def workers_targets_line() -> str:
+    """The workers' targets in one line."""
+    floors = ", ".join(f"{w} {r:.1f}x" for w, r in MIN_WORKERS_VS_ONE.items())
+    return f"req/s over one worker >= {floors}; no errors"
+
+
 def targets_line() -> str:
     """The targets in one line, for the table's heading."""
     floors = ", ".join(f"{w} {r:.2f}" for w, r in MIN_RPS_RATIO.items())
@@ -139,6 +166,9 @@ def summarize(
                 if svc is not None:
                     on_pg["vs_sqlite"] = _ratio(on_pg["rps"], svc["rps"])
                     on_pg["p99_vs_sqlite"] = _ratio(on_pg["p99_ms"], svc["p99_ms"])
+            many = by_role.get("workers")
+            if many is not None and svc is not None:
+                _workers_verdict(many, svc)
             if svc is not None:
                 if obv is not None:
                     svc["vs_obvious"] = _ratio(svc["rps"], obv["rps"])

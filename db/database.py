@@ -166,14 +166,30 @@ class Database:
         fault: str | None = self.engine.fault()
         return fault
 
-    def close(self) -> None:
-        """Write pending bookkeeping, close every connection, then maintenance."""
+    def detach(self) -> None:
+        """Close every connection, keeping the mapping: call before forking.
+
+        Each forked process then opens its own connections on first use
+        (Pony's pool opens new ones in a process whose pid changed); no
+        connection is shared across a fork. Nothing may be in a db_session
+        and no other thread may use the database meanwhile.
+        """
+        self.orm.disconnect()
+        self.connections.close_all()
+
+    def close(self, *, maintenance: bool = True) -> None:
+        """Write pending bookkeeping, close every connection, then maintenance.
+
+        maintenance=False skips the engine's shutdown maintenance (SQLite's
+        checkpoint): a worker process leaves it to the supervisor, which
+        runs it once after every worker closed.
+        """
         for hook in self.close_hooks:
             hook()
         self.token_uses.close()
-        self.orm.disconnect()
-        self.connections.close_all()
-        self.engine.closed()
+        self.detach()
+        if maintenance:
+            self.engine.closed()
 
 
 def open_database(

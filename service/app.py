@@ -20,18 +20,23 @@ from service.middleware import DbSession, RequestContext
 from service.paths import guard
 from service.rendering import check_models
 from service.routing import complete_methods
+from service.workers.board import Board
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def open_for(settings: Settings) -> Database:
-    """Open (migrate, map, check) the database the settings name."""
+def open_for(settings: Settings, *, processes: int = 1) -> Database:
+    """Open (migrate, map, check) the database the settings name.
+
+    processes: how many worker processes will be forked to serve from it.
+    """
     engine = engine_for(
         settings.target,
         synchronous=settings.synchronous,
         threads=settings.threads,
         lock_timeout=settings.write_lock_timeout,
         statement_timeout=settings.statement_timeout,
+        processes=processes,
     )
     return open_database(
         engine=engine,
@@ -54,7 +59,7 @@ def requirements(routes: list[openapi.Route]) -> dict[tuple[str, str], Any]:
 def routes_for(context: resources.Context, metrics: Metrics) -> list[openapi.Route]:
     """Every route: the resource modules', /metrics and /openapi.json."""
     routes = resources.collect(context)
-    routes.append(("/metrics", MetricsResource(metrics.registry), None))
+    routes.append(("/metrics", MetricsResource(metrics.exposition), None))
     routes.append(("/openapi.json", openapi.OpenApi(routes), None))
     docs = DocsPage()
     routes.append(("/docs", docs, None))
@@ -67,21 +72,24 @@ def create_app(
     *,
     database: Database | None = None,
     hub: Hub | None = None,
+    workers: Board | None = None,
 ) -> falcon.App:  # type: ignore[type-arg]
     """Build the WSGI app; opens (migrates, checks) the database unless given one.
 
     hub holds the event streams (GET /v1/events); one is made when not given.
+    workers: the supervisor's board, in a worker process: /readyz reports
+    every worker, and /metrics every worker's metrics.
     """
     if database is None:
         database = open_for(settings)
-    metrics = Metrics()
+    metrics = Metrics(multiprocess=workers is not None)
     database.on_write_lock_wait(metrics.observe_lock_wait)
     metrics.schema_version.set(database.current_state().version or 0)
     if hub is None:
         hub = Hub(database, settings)
     hub.metrics = metrics
     auth = Authenticator(database.users, database.token_uses, settings.admin_token)
-    routes = routes_for(resources.Context(settings, database, auth, hub), metrics)
+    routes = routes_for(resources.Context(settings, database, auth, hub, workers), metrics)
     events = database.events
 
     def written(committed: bool) -> None:

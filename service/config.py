@@ -121,7 +121,14 @@ class Settings(BaseSettings, EventSettings):
     )
     host: str = Field("127.0.0.1", min_length=1, description="Interface to bind")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one)")
-    threads: int = Field(8, ge=1, le=256, description="waitress worker threads")
+    threads: int = Field(
+        8, ge=1, le=256, description="waitress worker threads (in each worker process)"
+    )
+    workers: int | Literal["auto"] = Field(
+        1,
+        description="Processes serving HTTP (auto: one per usable core); above 1 a "
+        "supervisor migrates once, binds once and restarts workers that die",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged; access lines are INFO"
     )
@@ -144,7 +151,8 @@ class Settings(BaseSettings, EventSettings):
     write_lock_timeout: float = Field(
         5.0,
         gt=0,
-        description="Seconds a request waits for this process's write lock before a 503",
+        description="Seconds a request waits for the write lock (shared by every "
+        "worker) before a 503",
     )
     statement_timeout: float = Field(
         30.0,
@@ -279,6 +287,22 @@ class Settings(BaseSettings, EventSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _worker_count(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value == "auto":
+                return value
+            value = int(value) if value.isdigit() else value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= 256
+        ):
+            raise ValueError("must be a whole number from 1 to 256, or auto")
+        return value
 
     @field_validator("migrate", mode="before")
     @classmethod

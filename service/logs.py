@@ -4,9 +4,11 @@ Every line, access lines too, is a `logging` record, so a handler added to
 the root logger (OpenTelemetry's LoggingHandler, Sentry's integration, a
 file) sees each one with its fields as record attributes. The line's
 field names are the Elastic Common Schema's (docs/operations.md, "Logs"):
-@timestamp, log.level, message, ecs.version, log.logger, error.*; an access
-record carries http.request.method, url.path, http.route,
-http.response.status_code, event.duration (ns) and http.request.id.
+@timestamp, log.level, message, ecs.version, log.logger, process.pid (which
+process wrote it) and, in a worker process, worker.id (its number, from 1),
+error.*; an access record carries
+http.request.method, url.path, http.route, http.response.status_code,
+event.duration (ns) and http.request.id.
 """
 
 from __future__ import annotations
@@ -77,6 +79,15 @@ def log_access(
 
 
 _second: tuple[int, str] = (-1, "")
+# In a worker process (SERVICE_WORKERS above 1): its number, on every line.
+_worker: int | None = None
+_worker_field = ""
+
+
+def set_worker(number: int) -> None:
+    """Mark every line this process writes from now on with worker.id number."""
+    global _worker, _worker_field
+    _worker, _worker_field = number, f'"worker.id": {int(number)}, '
 
 
 def _timestamp(created: float) -> str:
@@ -103,7 +114,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "ecs.version": ECS_VERSION,
             "log.logger": record.name,
+            "process.pid": record.process,
         }
+        if _worker is not None:
+            entry["worker.id"] = _worker
         for key, value in vars(record).items():
             if key not in _STANDARD:
                 entry[key] = value
@@ -127,6 +141,7 @@ class JsonFormatter(logging.Formatter):
             f'{{"@timestamp": "{_timestamp(record.created)}", "log.level": "INFO", '
             f'"message": {method[:-1]} {path[1:-1]} {status}", '
             f'"ecs.version": "{ECS_VERSION}", "log.logger": "{ACCESS_LOGGER}", '
+            f'"process.pid": {record.process}, {_worker_field}'
             f'"http.request.method": {method}, "url.path": {path}, '
             f'"http.route": {route}, "http.response.status_code": {status}, '
             f'"event.duration": {int(fields["event.duration"])}, '
@@ -194,11 +209,12 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._has_lines.clear()
         if not records:
             return
-        text = "".join([self.format(r) + self.terminator for r in records])
+        chunks = _whole_lines([self.format(r) + self.terminator for r in records])
         with self.lock:  # type: ignore[union-attr]
             try:
-                self.stream.write(text)
-                self.stream.flush()
+                for chunk in chunks:
+                    self.stream.write(chunk)
+                    self.stream.flush()
             except (OSError, ValueError):
                 pass  # closed or broken stream: what logging's handlers do too
 
@@ -223,6 +239,29 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._has_lines.wait()
             time.sleep(self.FLUSH_INTERVAL)
             self.flush()
+
+
+# Worker processes share one stderr: a write(2) of at most PIPE_BUF bytes to
+# a pipe is never interleaved with another's, so batches are written in
+# chunks of whole lines no longer than that (a longer line goes alone).
+PIPE_BUF = 4096
+
+
+def _whole_lines(lines: list[str]) -> list[str]:
+    """lines joined into chunks of whole lines of at most PIPE_BUF bytes."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line) if line.isascii() else len(line.encode())
+        if current and size + length > PIPE_BUF:
+            chunks.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += length
+    if current:
+        chunks.append("".join(current))
+    return chunks
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:

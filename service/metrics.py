@@ -1,9 +1,13 @@
 """Prometheus metrics: requests, latency, write-lock waits, busy answers.
 
 Every metric is one of prometheus_client's own (Counter, Histogram, Gauge),
-so that its multiprocess mode (PROMETHEUS_MULTIPROC_DIR, one view across
-worker processes) can serve them unchanged; /metrics is its own WSGI
-exposition (content negotiation, gzip, `name[]` filters).
+so that its multiprocess mode can serve them unchanged: with several
+worker processes (SERVICE_WORKERS) the supervisor points
+PROMETHEUS_MULTIPROC_DIR at a folder of its own before prometheus_client
+is imported, every worker's values go to files there, and /metrics,
+whichever worker answers it, adds up every worker's, the dead ones'
+included (a counter never goes back). /metrics is prometheus_client's own
+WSGI exposition (content negotiation, gzip, `name[]` filters).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import falcon
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from spectree import Response
 
 from service.openapi import documented
@@ -50,11 +55,23 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """The app's metrics, in a registry of their own (tests build many apps)."""
+    """The app's metrics, in a registry of their own (tests build many apps).
 
-    def __init__(self) -> None:
+    exposition is what /metrics shows: the registry itself; or, across
+    worker processes (multiprocess=True), prometheus_client's
+    MultiProcessCollector over every worker's files. The process_* metrics
+    (CPU, memory, descriptors) describe one process, so they are left out
+    there, as prometheus_client's multiprocess mode leaves them out.
+    """
+
+    def __init__(self, *, multiprocess: bool = False) -> None:
         self.registry = CollectorRegistry()
-        prometheus_client.ProcessCollector(registry=self.registry)
+        if multiprocess:
+            self.exposition = CollectorRegistry()
+            MultiProcessCollector(self.exposition)  # type: ignore[no-untyped-call]
+        else:
+            self.exposition = self.registry
+            prometheus_client.ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "service_http_requests",
             "HTTP requests answered",
@@ -70,7 +87,7 @@ class Metrics:
         )
         self.lock_wait = Histogram(
             "service_db_write_lock_wait_seconds",
-            "Time a request waited for this process's write lock",
+            "Time a request waited for the write lock (every worker's)",
             buckets=LOCK_BUCKETS,
             registry=self.registry,
         )
@@ -150,6 +167,11 @@ class Metrics:
         self.lock_wait.observe(seconds)
         if not acquired:
             self.lock_timeouts.inc()
+
+
+def forget_process(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters keep counting in the sum)."""
+    mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -51,13 +52,15 @@ class Server:
         self,
         app: Any,
         *,
-        host: str,
-        port: int,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sockets: list[socket.socket] | None = None,
         threads: int,
         shutdown_timeout: float,
         on_stop: Callable[[], None] | None = None,
         **adjustments: Any,
     ) -> None:
+        """Listen on host and port, or serve sockets bound already (a worker's)."""
         self._stop = threading.Event()
         # Run first when stopping, before the drain (the event streams' end).
         self._on_stop = on_stop
@@ -69,11 +72,13 @@ class Server:
             adjustments.setdefault(
                 "cleanup_interval", max(1, int(adjustments["channel_timeout"]) // 4)
             )
+        where: dict[str, Any] = (
+            {"host": host, "port": port} if sockets is None else {"sockets": sockets}
+        )
         try:
             self._listening = waitress_adapter.listen(
                 app,
-                host=host,
-                port=port,
+                **where,
                 threads=threads,
                 # Errors are problem+json from the app; never show a traceback.
                 expose_tracebacks=False,

@@ -30,6 +30,10 @@ and takes all of it from here:
    dropped), `writable()`/`handle_write()` (the loop thread detaches once
    `service()` popped the request), `del_channel()` (out of the socket map
    and `active_channels`, the socket left open) and `outbufs`.
+9. `Adjustments(host=, port=).listen` and `.backlog`: the addresses a host
+   resolves to and the listen backlog, so that a supervisor binds its
+   listening sockets exactly as waitress would before forking workers,
+   which then serve them through waitress' public `sockets=` argument.
 
 tests/test_waitress_adapter.py fails when waitress changes under any of them.
 """
@@ -43,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from waitress import wasyncore
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, WSGITask
@@ -279,3 +284,28 @@ def listen(app: Any, **adjustments: Any) -> Listening:
     for listener in listeners:
         listener.channel_class = ServiceChannel
     return Listening(socket_map, listeners, server.task_dispatcher)
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for host and port, bound and listening as waitress does.
+
+    One per address the host resolves to (each with its own free port when
+    port is 0), IPv6 ones IPv6-only, all with SO_REUSEADDR. OSError when
+    one cannot be bound, ValueError for a host that does not resolve.
+    """
+    adjustments = Adjustments(host=host, port=port)
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, address in adjustments.listen:
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(adjustments.backlog)
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound

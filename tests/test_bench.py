@@ -151,6 +151,35 @@ def test_the_postgres_row_has_no_target_and_stands_beside_sqlite() -> None:
     assert beside[2].split()[:5] == ["put", "16", "800", "200", "0.25"]
 
 
+def test_workers_rows_are_held_to_issue_24s_ratios_over_one_worker() -> None:
+    """--workers 2: reads need 1.4x one worker, writes 1.1x, no errors; the row of
+    the service with workers stands beside the one-process service."""
+    roles = {**ROLES, "service-w2": "workers"}
+    runs = [
+        _run("service", "get", 1000),
+        _run("service-w2", "get", 1300),  # 1.3x: misses 1.4
+        _run("service", "put", 500),
+        _run("service-w2", "put", 600),  # 1.2x: meets 1.1
+        _run("service", "healthz", 100),
+        _run("service-w2", "healthz", 50),  # no floor
+    ]
+    rows = summary.summarize(runs, roles, ("get", "put", "healthz"), (16,))
+    many = {r["workload"]: r for r in rows if r["stack"] == "service-w2"}
+    assert many["get"]["verdict"] == "MISS <1.4x one worker"
+    assert many["put"]["verdict"] == "ok"
+    assert many["put"]["vs_one"] == 1.2
+    assert many["healthz"]["verdict"] == "no floor"
+    assert report.misses(rows) == ["get c=16: MISS <1.4x one worker"]
+    beside = report.workers_table(rows).splitlines()
+    assert beside[3].split()[:5] == ["put", "16", "500", "600", "1.20"]
+    assert load.Options(workers=2).all_stacks() == (
+        "service",
+        "service-w2",
+        "baseline",
+        "obvious",
+    )
+
+
 def test_engine_postgres_puts_its_stack_after_the_service() -> None:
     """The service on PostgreSQL joins --stacks right after the service on SQLite."""
     assert load.Options(engine="postgres").all_stacks() == (

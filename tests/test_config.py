@@ -52,6 +52,10 @@ def test_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("MIGRATE", "sometimes"),
         ("LOG_LEVEL", "chatty"),
         ("SYNCHRONOUS", "OFF"),
+        ("WORKERS", "0"),
+        ("WORKERS", "257"),
+        ("WORKERS", "many"),
+        ("WORKERS", "1.5"),
     ],
 )
 def test_bad_setting_exits_2_with_one_line_before_opening(
@@ -65,6 +69,25 @@ def test_bad_setting_exits_2_with_one_line_before_opening(
     assert len(lines) == 1
     assert f"SERVICE_{name}" in lines[0]
     assert not db_path.parent.exists()
+
+
+def test_workers_is_a_count_or_auto_which_means_every_usable_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SERVICE_WORKERS defaults to 1, takes a number, and auto is the cores this
+    process may run on (its CPU affinity)."""
+    import os
+
+    from service.workers import usable_cores, worker_count
+
+    assert Settings().workers == 1
+    monkeypatch.setenv("SERVICE_WORKERS", "3")
+    assert worker_count(load_settings().workers) == 3
+    monkeypatch.setenv("SERVICE_WORKERS", " Auto ")
+    settings = load_settings()
+    assert settings.workers == "auto"
+    assert worker_count(settings.workers) == usable_cores()
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
 
 
 def test_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,3 +201,22 @@ def test_an_images_default_path_yields_to_a_url(
     assert load_settings().target.describe() == str(tmp_path / "image.sqlite3")
     monkeypatch.setenv("SERVICE_DATABASE_URL", "postgresql://u:pw@h/d")
     assert load_settings().target.dialect == "postgres"
+
+
+def test_workers_outside_linux_stop_the_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SERVICE_WORKERS=2 where the shared write lock cannot exist (not Linux): one
+    CRITICAL line saying so, exit 2, nothing opened or bound."""
+    from service.cli.serve import cmd_serve
+
+    db_path = tmp_path / "var" / "db.sqlite3"
+    monkeypatch.setenv("SERVICE_DATABASE_PATH", str(db_path))
+    monkeypatch.setenv("SERVICE_WORKERS", "2")
+    monkeypatch.setattr("sys.platform", "darwin")
+    with caplog.at_level("CRITICAL"):
+        assert cmd_serve(load_settings()) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "SERVICE_WORKERS above 1 needs Linux; on darwin set SERVICE_WORKERS=1"
+    ]
+    assert not db_path.parent.exists()

@@ -15,7 +15,14 @@ import pytest
 from service import logs
 
 # The fields docs/operations.md promises on every line, and on access lines.
-ENVELOPE = {"@timestamp", "log.level", "message", "ecs.version", "log.logger"}
+ENVELOPE = {
+    "@timestamp",
+    "log.level",
+    "message",
+    "ecs.version",
+    "log.logger",
+    "process.pid",
+}
 ACCESS = {
     "http.request.method",
     "url.path",

@@ -335,3 +335,45 @@ def test_http_1_0_hands_over_unchunked_and_errors_are_answered_as_usual() -> Non
     assert data.startswith(b"HTTP/1.1 429 ")
     assert refused.cancelled == 1
     assert refused.adopted == []
+
+
+def test_bind_resolves_and_listens_as_waitress_and_waitress_serves_the_sockets() -> (
+    None
+):
+    """Adjustments(host=, port=).listen and .backlog give bind() waitress' own
+    addresses and backlog; listen(sockets=) then serves what bind() bound."""
+    from waitress.adjustments import Adjustments
+
+    adjustments = Adjustments(host="localhost", port=0)
+    assert adjustments.backlog == 1024
+    families = [family for family, _, _, _ in adjustments.listen]
+    assert socket.AF_INET in families
+    for _, kind, _, address in adjustments.listen:
+        assert kind == socket.SOCK_STREAM
+        assert address[1] == 0
+    sockets = waitress_adapter.bind("127.0.0.1", 0)
+    try:
+        (sock,) = sockets
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        port = sock.getsockname()[1]
+        listening = listen(hello, sockets=sockets, threads=1)
+        with running(listening):
+            assert get("127.0.0.1", port) == b"HTTP/1.1 200 OK"
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_bind_refuses_a_taken_port_and_an_unknown_host() -> None:
+    """A port in use is an OSError, a host that does not resolve a ValueError
+    (what serve turns into its one-line ListenError)."""
+    taken = waitress_adapter.bind("127.0.0.1", 0)
+    try:
+        port = taken[0].getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            waitress_adapter.bind("127.0.0.1", port)
+    finally:
+        taken[0].close()
+    with pytest.raises(ValueError, match="Invalid host"):
+        waitress_adapter.bind("no-such-host.invalid", 8080)

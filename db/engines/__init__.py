@@ -40,10 +40,13 @@ def engine_for(
 ) -> Engine:
     """The engine for a target: an SQLite file or a PostgreSQL database.
 
-    synchronous is SQLite's PRAGMA; threads and processes (the connections
-    the service needs: threads in each of processes), lock_timeout (how
-    long a write waits for a lock) and statement_timeout (how long one
-    statement of a write may run) are PostgreSQL's.
+    synchronous is SQLite's PRAGMA. processes is how many processes will
+    serve from the database once it is open (worker processes forked
+    after it opened): SQLite's writers then share one write gate across
+    them, and PostgreSQL must have connections for every one. threads
+    (the connections each process needs), lock_timeout (how long a write
+    waits for a lock) and statement_timeout (how long one statement of a
+    write may run) are PostgreSQL's.
     """
     if isinstance(target, PostgresTarget):
         from db.engines.postgres.engine import PostgresEngine
@@ -57,7 +60,7 @@ def engine_for(
         )
     from db.engines.sqlite.engine import SqliteEngine
 
-    return SqliteEngine(target.path, synchronous)
+    return SqliteEngine(target.path, synchronous, processes=processes)
 
 
 def migration_backend(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import sys
 import time
 
 from service import fd_limit
 from service.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE
 from service.config import Settings
+from service.workers import supervisor, worker_count
 
 log = logging.getLogger("service")
 
@@ -37,12 +39,36 @@ def listen_advice(code: int | None) -> str:
 
 
 def cmd_serve(settings: Settings) -> int:
-    """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP."""
+    """Bootstrap the database, then serve until SIGTERM/SIGINT/SIGHUP.
+
+    One process, or (SERVICE_WORKERS above 1) a supervisor and its workers.
+    """
+    started = time.perf_counter()
+    workers = worker_count(settings.workers)
+    if workers > 1 and not sys.platform.startswith("linux"):
+        # The shared write lock and the workers' parent-death signal are Linux's.
+        log.critical(
+            "SERVICE_WORKERS above 1 needs Linux; on %s set SERVICE_WORKERS=1",
+            sys.platform,
+            extra={"event.action": "failed"},
+        )
+        return EXIT_CONFIG
+    if workers == 1:
+        return _serve(settings, workers, started)
+    # Before anything imports prometheus_client (service.server does).
+    folder = supervisor.metrics_folder()
+    try:
+        return _serve(settings, workers, started)
+    finally:
+        supervisor.remove_folder(folder)
+
+
+def _serve(settings: Settings, workers: int, started: float) -> int:
     from service.app import create_app, open_for
     from service.events.hub import Hub
     from service.server import ListenError, Server, StartupInterruptedError, StopSignals
+    from service.workers.serve import serve_workers
 
-    started = time.perf_counter()
     signals = StopSignals()
     signals.install()  # before the migration: a signal then rolls it back
     try:
@@ -66,6 +92,8 @@ def cmd_serve(settings: Settings) -> int:
         )
     database = None
     try:
+        if workers > 1:
+            return serve_workers(settings, workers, signals, budget, started)
         database = open_for(settings)
         hub = Hub(database, settings)
         hub.limit_streams(streams)

@@ -22,6 +22,7 @@ from service.auth import Authenticator
 from service.config import Settings
 from service.events.hub import Hub
 from service.openapi import Route
+from service.workers.board import Board
 
 # Path ids: SQL's 64-bit integers. Anything else matches no route (404),
 # however many digits it has.
@@ -37,6 +38,8 @@ class Context:
     auth: Authenticator
     # The event streams of this process (GET /v1/events); made when not given.
     hub: Hub | None = None
+    # The supervisor's board in a worker process (SERVICE_WORKERS > 1).
+    workers: Board | None = None
 
 
 def _modules() -> list[ModuleType]:

@@ -12,6 +12,7 @@ from db.database import Database
 from service.openapi import Route, documented
 from service.rendering import body
 from service.resources import Context
+from service.workers.board import Board
 
 
 class HealthOut(BaseModel):
@@ -20,8 +21,15 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
 
 
+class WorkersOut(BaseModel):
+    """The worker processes (SERVICE_WORKERS above 1)."""
+
+    ready: int = Field(examples=[2], description="Workers serving now")
+    configured: int = Field(examples=[2], description="SERVICE_WORKERS")
+
+
 class ReadyOut(BaseModel):
-    """Readiness: the schema is current."""
+    """Readiness: the schema is current (and every worker serves)."""
 
     status: Literal["ready", "not ready"]
     schema_version: int | None = Field(examples=[3])
@@ -29,6 +37,11 @@ class ReadyOut(BaseModel):
     edited: list[int] = Field(default_factory=list, examples=[[]])
     fault: str | None = Field(
         None, description="Why the database cannot serve (absent when it can)"
+    )
+    workers: WorkersOut | None = Field(
+        None,
+        description="With several worker processes: how many serve; ready only "
+        "when all do (absent with one process)",
     )
 
 
@@ -48,10 +61,11 @@ class Health:
 
 
 class Ready:
-    """GET /readyz: 200 when the schema is current, 503 otherwise."""
+    """GET /readyz: 200 when the schema is current (and every worker serves)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, workers: Board | None = None) -> None:
         self._database = database
+        self._workers = workers
 
     @documented(
         tags=["health"],
@@ -73,6 +87,13 @@ class Ready:
                 pending=state.pending,
                 edited=state.edited,
             )
+        if self._workers is not None:
+            seen = self._workers.readiness()
+            body.workers = WorkersOut(ready=seen.ready, configured=seen.configured)
+            if not seen.complete:
+                # A worker restarting (or gone for good, and the supervisor
+                # stopping): the instance serves less than it should.
+                body.status = "not ready"
         ready = body.status == "ready"
         resp.media = body.model_dump(mode="json", exclude_none=True)
         if not ready:
@@ -84,5 +105,5 @@ def routes(context: Context) -> list[Route]:
     """The liveness and readiness probes."""
     return [
         ("/healthz", Health(), None),
-        ("/readyz", Ready(context.database), None),
+        ("/readyz", Ready(context.database, context.workers), None),
     ]

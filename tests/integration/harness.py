@@ -158,6 +158,7 @@ class Docker:
         wait: bool = True,
         mounts: dict[str, str] | None = None,
         host_network: bool = False,
+        cpus: float | None = None,
         **env: str,
     ) -> Service:
         """Run the image as production does: read-only root, tmpfs /tmp, /data volume.
@@ -166,6 +167,7 @@ class Docker:
         host_network the container shares the host's network namespace and
         serves on a free port of 127.0.0.1 (nothing published): it reaches
         servers the tests run on the host's loopback, such as PostgreSQL.
+        cpus is docker run's --cpus (a CPU quota).
         """
         from testcontainers.core.config import testcontainers_config
         from testcontainers.core.container import DockerContainer
@@ -176,15 +178,18 @@ class Docker:
         volume = volume or self.volume()
         host_port = None
         container = DockerContainer(self.image)
+        limits = {} if cpus is None else {"nano_cpus": int(cpus * 1e9)}
         if host_network:
             host_port = free_port()
             container.with_kwargs(
-                read_only=True, labels=LABEL, network_mode="host"
+                read_only=True, labels=LABEL, network_mode="host", **limits
             ).with_env("SERVICE_HOST", "127.0.0.1").with_env(
                 "SERVICE_PORT", str(host_port)
             )
         else:
-            container.with_exposed_ports(PORT).with_kwargs(read_only=True, labels=LABEL)
+            container.with_exposed_ports(PORT).with_kwargs(
+                read_only=True, labels=LABEL, **limits
+            )
         container.with_volume_mapping(volume, "/data", "rw").with_tmpfs_mount("/tmp")
         for host_path, container_path in (mounts or {}).items():
             container.with_volume_mapping(host_path, container_path, "ro")

@@ -60,7 +60,11 @@ class Engine(Protocol):
         """Checks and maintenance once the database is open and mapped."""
 
     def gate(self, timeout: float) -> WriteGate:
-        """The write gate requests pass (bounded by timeout)."""
+        """The write gate requests pass (bounded by timeout).
+
+        Shared by every process forked after the database opened, when the
+        engine was told several will serve.
+        """
 
     def begin_write(self, orm_db: Any) -> None:
         """Begin the current db_session's write transaction, past the gate.

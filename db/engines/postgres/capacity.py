@@ -63,11 +63,12 @@ def check_capacity(orm_db: Any, threads: int, processes: int = 1) -> None:
     more = total - 1  # this thread's connection is open, so counted in use
     if more > free:
         per = f"SERVICE_THREADS {threads} + {PER_PROCESS}"
-        each = f"{processes} processes x ({per})" if processes > 1 else per
+        each = f"SERVICE_WORKERS {processes} x ({per})" if processes > 1 else per
         raise StartupError(
             f"PostgreSQL has room for {free} more connection(s) "
             f"(max_connections {maximum}, {reserved} reserved, {used} in use by "
             f"every role); the service needs {total} ({each}: one per worker "
             "thread, one recording token use, the start-up thread's), "
-            f"{more} more: lower SERVICE_THREADS or raise max_connections"
+            f"{more} more: lower SERVICE_WORKERS or SERVICE_THREADS, raise "
+            "max_connections, or put a pooler in front"
         )

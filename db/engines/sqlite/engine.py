@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from db.engines.base.events import ChangeWatch, EventTail
-from db.engines.base.gates import SerialGate, WriteGate
+from db.engines.base.gates import SerialGate, SharedGate, WriteGate
 from db.engines.base.migration import TRACKING_TABLES, Backend
 from db.engines.base.plan import Plan, Snapshot
 from db.engines.base.schema import Schema
@@ -33,11 +33,14 @@ class SqliteEngine:
 
     dialect: SqliteDialect = SqliteDialect()
 
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, path: Path, synchronous: str = "NORMAL", *, processes: int = 1
+    ) -> None:
         # As configured (a symlink stays one) and the file it names now.
         self.configured = path.absolute()
         self.path = path.resolve()
         self.synchronous = synchronous
+        self.processes = processes
         self._identity: tuple[int, int] | None = None
 
     @property
@@ -79,7 +82,16 @@ class SqliteEngine:
         self._identity = connection.file_identity(self.configured)
 
     def gate(self, timeout: float) -> WriteGate:
-        """One writer at a time in this process, waiting at most timeout."""
+        """One writer at a time, waiting at most timeout.
+
+        In this process; or, when several processes will serve (forked
+        after this), in all of them: their writers would otherwise meet
+        only in SQLite's busy handler, unordered and in coarse sleeps.
+        Other processes on the file (the CLI's commands) still wait in
+        the busy handler, up to busy_timeout.
+        """
+        if self.processes > 1:
+            return SharedGate(timeout)
         return SerialGate(timeout)
 
     def begin_write(self, orm_db: Any) -> None:

@@ -86,6 +86,24 @@ def test_capacity_counts_the_connections_of_every_role(
         assert served.stop() == 0
 
 
+def test_workers_need_connections_for_every_thread_of_every_worker(
+    tmp_path: Path, small_server: PostgresServer
+) -> None:
+    """SERVICE_THREADS=2 fits a server with room for 4 in one process (3 needed) but
+    not in SERVICE_WORKERS=2 (2 x (2 + 2) - 1 = 7): one line naming both settings and
+    the count, exit 1, before any worker starts."""
+    url = small_server.create_database("workers")
+    result = run_cli("serve", env=pg_env(tmp_path, url, threads=2, workers=2))
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if '"CRITICAL"' in line]
+    assert len(lines) == 1, result.stderr
+    assert "7 more" in lines[0]
+    assert "SERVICE_WORKERS" in lines[0]
+    assert "SERVICE_THREADS" in lines[0]
+    assert "worker_started" not in result.stderr
+    assert small_server.password not in result.stderr + result.stdout
+
+
 def test_wrong_password_is_one_line_without_any_password(
     tmp_path: Path, postgres: PostgresServer, pg_url: str
 ) -> None:
