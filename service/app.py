@@ -89,7 +89,9 @@ def create_app(
         hub = Hub(database, settings)
     hub.metrics = metrics
     auth = Authenticator(database.users, database.token_uses, settings.admin_token)
-    routes = routes_for(resources.Context(settings, database, auth, hub, workers), metrics)
+    routes = routes_for(
+        resources.Context(settings, database, auth, hub, workers), metrics
+    )
     events = database.events
 
     def written(committed: bool) -> None:

@@ -131,6 +131,12 @@ def takes_input(operation: schemathesis.APIOperation) -> bool:
     return bool(constrained or definition.get("requestBody"))
 
 
+def streams(operation: schemathesis.APIOperation) -> bool:
+    """Whether the operation answers an event stream (GET /v1/events)."""
+    responses = operation.definition.raw.get("responses", {})
+    return "text/event-stream" in responses.get("200", {}).get("content", {})
+
+
 def sendable_as_generated(case: schemathesis.Case) -> bool:
     """Whether the request on the wire carries what schemathesis generated.
 
@@ -183,6 +189,16 @@ def test_every_operation_never_fails_and_conforms_to_the_document(
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not takes_input(operation):
             continue  # nothing invalid to generate
+        if (
+            mode is GenerationMode.POSITIVE
+            and identity != "anonymous"
+            and streams(operation)
+        ):
+            # A stream is handed from waitress to the service's stream thread;
+            # through WSGI here it is a 501 by design. Its refusals are fuzzed
+            # (no token, invalid input); a real server's streams are in
+            # tests/test_events.py.
+            continue
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
