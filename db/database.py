@@ -20,6 +20,7 @@ from typing import Literal
 from pony import orm
 
 from db.connections import Connections
+from db.domain import search_index
 from db.domain.conversations import Conversations
 from db.domain.crud import Crud
 from db.domain.entities import define_entities
@@ -100,6 +101,25 @@ class Database:
         self.messages = Messages(self.orm, entities, self.conversations, dialect)
         self.search = Search(self.orm, dialect)
         self.token_uses = TokenUses(entities, self.writing)
+
+    def index_for_search(self) -> int:
+        """Index the messages written before the search index existed (0005).
+
+        In batches, each its own write transaction, so serving can start on
+        a large database without one long lock. Returns how many it indexed.
+        """
+        done = 0
+        with orm.db_session:  # a read first: nothing to do takes no write lock
+            if not search_index.unindexed(self.orm, 1):
+                return done
+        while True:
+            with self.writing():
+                batch = search_index.unindexed(self.orm, search_index.BACKFILL_BATCH)
+                for message_id, conversation_id, body in batch:
+                    search_index.write(self.orm, conversation_id, message_id, body)
+            done += len(batch)
+            if len(batch) < search_index.BACKFILL_BATCH:
+                return done
 
     def crud(self, entity: str) -> Crud:
         """Create, read, page, change and delete rows of the entity called so."""
@@ -189,6 +209,12 @@ def open_database(
         orm_db.disconnect()
         connections.close_all()
         raise
-    return Database(
+    database = Database(
         engine, orm_db, migrations, engine.gate(write_lock_timeout), connections
     )
+    try:
+        database.index_for_search()
+    except BaseException:
+        database.close()
+        raise
+    return database

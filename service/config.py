@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a request waits for this process's write lock before a 503",
     )
+    search_budget: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds one search may run before it is stopped with a 503",
+    )
     channel_timeout: int = Field(
         30, ge=1, description="Seconds a connection may stay idle before it is closed"
     )

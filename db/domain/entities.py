@@ -84,6 +84,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         last_message_at = orm.Required(datetime, column="last_message_at")
         memberships = orm.Set("Membership", cascade_delete=True)
         messages = orm.Set("Message", cascade_delete=True)
+        search_terms = orm.Set("SearchTerm", cascade_delete=True)
 
     class Membership(db.Entity):
         _table_ = "memberships"
@@ -104,6 +105,22 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         created_at = orm.Required(datetime, column="created_at")
         # Paging a conversation's messages by id, either direction.
         orm.composite_index(conversation, id)
+        search_terms = orm.Set("SearchTerm", cascade_delete=True)
+
+    class SearchTerm(db.Entity):
+        # The search index (db/domain/search.py): one row per distinct term
+        # of a message (db/domain/tokens.py), written in Python so both
+        # engines hold the same terms. The conversation leads the key: a
+        # search seeks the caller's conversations and never reads others'.
+        # A message without any word holds the term " " (never a word), so
+        # "has this message been indexed" is one index lookup.
+        _table_ = "search_terms"
+        conversation = orm.Required(Conversation, column="conversation_id")
+        term = orm.Required(str, 64, column="term", autostrip=False)
+        message = orm.Required(
+            Message, column="message_id", index="ix_search_terms_message"
+        )
+        orm.PrimaryKey(conversation, term, message)
 
     # Every entity declared above, by name: a new one needs no other line.
     return dict(db.entities)

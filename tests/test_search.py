@@ -1,0 +1,167 @@
+"""Search: scoped to the caller's conversations, bounded in time, same snippets."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import falcon.testing
+import psycopg2
+import pytest
+from pony import orm
+
+from db.database import Database
+from db.domain.search import SNIPPET_CHARS, candidates_sql
+from db.errors import BudgetExceededError
+from db.target import DatabaseTarget
+from service.app import create_app
+from tests.engines import rows, settings_for
+from tests.messaging_helpers import ADMIN_TOKEN, bearer, make_user, post, start
+from tests.test_api import assert_problem
+
+Client = falcon.testing.TestClient
+
+# Counting to 10**9 takes minutes on either engine: only a stop ends it early.
+SLOW = (
+    "SELECT count(*) FROM (WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL "
+    "SELECT n + 1 FROM c WHERE n < 1000000000) SELECT n FROM c) counted"
+)
+
+
+@pytest.fixture
+def client(target: DatabaseTarget, database: Database) -> Client:
+    """A client for an app on this test's database."""
+    return falcon.testing.TestClient(
+        create_app(settings_for(target, admin_token=ADMIN_TOKEN), database=database)
+    )
+
+
+def search(
+    client: Client, token: str, q: str, limit: int = 50
+) -> list[dict[str, object]]:
+    """The items of GET /v1/search, asserting a 200."""
+    result = client.simulate_get(
+        "/v1/search", params={"q": q, "limit": limit}, headers=bearer(token)
+    )
+    assert result.status_code == 200, result.text
+    items: list[dict[str, object]] = result.json["items"]
+    return items
+
+
+def test_a_statement_past_its_budget_is_stopped(database: Database) -> None:
+    """bounded_select stops a runaway statement near its budget; the connection lives on."""
+    dialect = database.engine.dialect
+    with orm.db_session:
+        began = time.monotonic()
+        with pytest.raises(BudgetExceededError):
+            dialect.bounded_select(database.orm, SLOW, {}, 0.2)
+        assert time.monotonic() - began < 3
+        # The same session and connection answer the next statement in full.
+        assert dialect.bounded_select(database.orm, "SELECT 1", {}, 5) == [1]
+
+
+@pytest.mark.engines("postgres")
+def test_the_budget_never_outlives_its_statement(database: Database) -> None:
+    """statement_timeout is set for the search statement alone (a pooler may swap sessions)."""
+    dialect = database.engine.dialect
+    with orm.db_session:
+        dialect.bounded_select(database.orm, "SELECT 1", {}, 0.5)
+        (setting,) = database.orm.select("SELECT current_setting('statement_timeout')")
+    assert setting == "0"
+
+
+def test_search_past_its_budget_is_503_with_retry_after(
+    target: DatabaseTarget, database: Database
+) -> None:
+    """A search that overruns SERVICE_SEARCH_BUDGET answers 503 with Retry-After."""
+    settings = settings_for(target, search_budget=0.000001, admin_token=ADMIN_TOKEN)
+    client = falcon.testing.TestClient(create_app(settings, database=database))
+    ann = make_user(client, "ann")
+    cid = start(client, ann, [])
+    with orm.db_session:
+        me = database.users.by_handles(["ann"])["ann"]
+    with database.writing():
+        for i in range(1500):
+            database.messages.post(me, cid, f"lunch number {i}")
+    result = client.simulate_get(
+        "/v1/search", params={"q": "lunch"}, headers=bearer(ann)
+    )
+    problem = assert_problem(result, 503)
+    assert "search" in problem["detail"]
+    assert result.headers["Retry-After"].isdigit()
+
+
+def test_others_conversations_are_never_read(target: DatabaseTarget) -> None:
+    """The plan starts at the caller's memberships and seeks search_terms by its key."""
+    sql = candidates_sql(2).replace("$", ":")
+    if target.dialect == "sqlite":
+        plan = " | ".join(
+            str(r[-1])
+            for r in rows(
+                target,
+                "EXPLAIN QUERY PLAN "
+                + sql.replace(":user_id", "1")
+                .replace(":w0", "'a'")
+                .replace(":w1", "'b'")
+                .replace(":before", "9")
+                .replace(":n", "5"),
+            )
+        )
+        assert "SCAN" not in plan.replace("SCAN hit", ""), plan
+        assert "memberships" in plan, plan
+        assert "search_terms" in plan, plan
+        assert "conversation_id=? AND term=?" in plan, plan
+        return
+    con = psycopg2.connect(target.url)  # type: ignore[union-attr]
+    try:
+        cur = con.cursor()
+        cur.execute("SET enable_seqscan = off")
+        cur.execute(
+            "EXPLAIN "
+            + sql.replace(":user_id", "1")
+            .replace(":w0", "'a'")
+            .replace(":w1", "'b'")
+            .replace(":before", "9")
+            .replace(":n", "5")
+        )
+        plan = "\n".join(r[0] for r in cur.fetchall())
+    finally:
+        con.close()
+    assert "Seq Scan" not in plan, plan
+    assert "conversation_id = mb.conversation_id" in plan, plan
+
+
+def test_search_finds_only_the_callers_conversations(client: Client) -> None:
+    """Hits come from conversations the caller is in, never from others'."""
+    ann, bob = make_user(client, "ann"), make_user(client, "bob")
+    mine = start(client, ann, ["bob"])
+    theirs = start(client, bob, [])
+    post(client, bob, mine, "lunch together")
+    post(client, bob, theirs, "lunch alone")
+    assert [h["conversation_id"] for h in search(client, ann, "lunch")] == [mine]
+    assert len(search(client, bob, "lunch")) == 2
+
+
+def test_snippets_are_bounded_escaped_and_marked(client: Client) -> None:
+    """A long body's snippet is at most SNIPPET_CHARS around the match, escaped."""
+    ann = make_user(client, "ann")
+    cid = start(client, ann, [])
+    body = "filler <b>&amp; " * 200 + "Café at noon " + "after " * 200
+    post(client, ann, cid, body)
+    (hit,) = search(client, ann, "cafe")
+    snippet = str(hit["snippet"])
+    assert "<mark>Café</mark>" in snippet
+    text = html.unescape(snippet.replace("<mark>", "").replace("</mark>", ""))
+    assert len(text) <= SNIPPET_CHARS + 2  # and an ellipsis at each cut end
+    assert text.startswith("…")
+    assert text.endswith("…")
+    assert "<b>" not in snippet.replace("<mark>", "").replace("</mark>", "")
+
+
+def test_newest_first_under_a_limit(client: Client) -> None:
+    """Under a limit the newest matching messages come back, newest first."""
+    ann = make_user(client, "ann")
+    cid = start(client, ann, [])
+    ids = [post(client, ann, cid, f"lunch {i}")["id"] for i in range(5)]
+    hits = search(client, ann, "lunch", limit=3)
+    assert [h["message_id"] for h in hits] == ids[::-1][:3]
