@@ -28,6 +28,7 @@ from db.domain.members import Members
 from db.domain.messages import Messages
 from db.domain.metadata import Metadata
 from db.domain.search import Search
+from db.domain.search_quota import SearchQuota
 from db.domain.token_uses import TokenUses
 from db.domain.users import Users
 from db.engines import engine_for as engine_for
@@ -89,6 +90,7 @@ class Database:
     members: Members = field(init=False)
     messages: Messages = field(init=False)
     search: Search = field(init=False)
+    search_quota: SearchQuota = field(init=False)
     token_uses: TokenUses = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +102,7 @@ class Database:
         self.members = Members(entities, self.conversations)
         self.messages = Messages(self.orm, entities, self.conversations, dialect)
         self.search = Search(self.orm, dialect)
+        self.search_quota = SearchQuota(self.orm, entities, dialect, self.writing)
         self.token_uses = TokenUses(entities, self.writing)
 
     def index_for_search(self) -> int:
@@ -170,6 +173,7 @@ class Database:
     def close(self) -> None:
         """Write pending bookkeeping, close every connection, then maintenance."""
         self.token_uses.close()
+        self.search_quota.close()
         self.orm.disconnect()
         self.connections.close_all()
         self.engine.closed()

@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         le=60,
         description="Seconds one search may run before it is stopped with a 503",
     )
+    search_rate: int = Field(
+        60,
+        ge=1,
+        le=100_000,
+        description="Searches one API token may start per minute, counted in the "
+        "database across every process and host (429 with Retry-After above)",
+    )
     channel_timeout: int = Field(
         30, ge=1, description="Seconds a connection may stay idle before it is closed"
     )

@@ -93,7 +93,7 @@ def _headers_for(status: str, conditional: bool) -> dict[str, Any]:
     names = ["X-Request-ID"]
     if status == "401":
         names.append("WWW-Authenticate")
-    if status in ("503", "507"):
+    if status in ("429", "503", "507"):
         names.append("Retry-After")
     if status == "201":
         names.append("Location")

@@ -10,8 +10,9 @@ import psycopg2
 import pytest
 from pony import orm
 
-from db.database import Database
+from db.database import Database, engine_for, open_database
 from db.domain.search import SNIPPET_CHARS, candidates_sql
+from db.domain.search_quota import refused_for
 from db.errors import BudgetExceededError
 from db.target import DatabaseTarget
 from service.app import create_app
@@ -165,3 +166,62 @@ def test_newest_first_under_a_limit(client: Client) -> None:
     ids = [post(client, ann, cid, f"lunch {i}")["id"] for i in range(5)]
     hits = search(client, ann, "lunch", limit=3)
     assert [h["message_id"] for h in hits] == ids[::-1][:3]
+
+
+def test_search_rate_holds_across_databases_and_refusals_write_nothing(
+    target: DatabaseTarget, database: Database
+) -> None:
+    """SERVICE_SEARCH_RATE counts in the database: two apps share one limit; 429s write nothing."""
+    other = open_database(engine=engine_for(target))
+    try:
+        apps = [
+            falcon.testing.TestClient(
+                create_app(
+                    settings_for(target, admin_token=ADMIN_TOKEN, search_rate=3),
+                    database=db,
+                )
+            )
+            for db in (database, other)
+        ]
+        ann = make_user(apps[0], "ann")
+        statuses = [
+            apps[i % 2]
+            .simulate_get("/v1/search", params={"q": "x"}, headers=bearer(ann))
+            .status_code
+            for i in range(3)
+        ]
+        assert statuses == [200, 200, 200]
+        (due_before,) = rows(target, "SELECT due_at FROM search_quotas")
+        refused = apps[1].simulate_get(
+            "/v1/search", params={"q": "x"}, headers=bearer(ann)
+        )
+        assert_problem(refused, 429)
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+        assert rows(target, "SELECT due_at FROM search_quotas") == [due_before]
+        # Another token of another user has its own allowance.
+        bob = make_user(apps[0], "bob")
+        assert (
+            apps[1]
+            .simulate_get("/v1/search", params={"q": "x"}, headers=bearer(bob))
+            .status_code
+            == 200
+        )
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("due_at", "now", "rate", "expected"),
+    [
+        (0.0, 100.0, 60, None),  # never searched: allowed
+        (159.0, 100.0, 60, None),  # 59 s ahead: the tolerance for 60/min
+        (160.5, 100.0, 60, 2),  # 60.5 s ahead: wait until 1.5 s pass, rounded up
+        (100.0, 100.0, 1, None),  # one a minute: the first is allowed at once
+        (160.0, 100.0, 1, 60),  # and the next a minute later
+    ],
+)
+def test_rate_arithmetic(
+    due_at: float, now: float, rate: int, expected: int | None
+) -> None:
+    """GCRA: a burst of rate searches, then one every 60/rate s; waits round up."""
+    assert refused_for(due_at, now, rate) == expected

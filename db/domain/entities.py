@@ -60,6 +60,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         created_at = orm.Required(datetime, column="created_at")
         last_used_at = orm.Optional(datetime, column="last_used_at", nullable=True)
         revoked_at = orm.Optional(datetime, column="revoked_at", nullable=True)
+        search_quota = orm.Optional("SearchQuota", cascade_delete=True)
 
     class Conversation(db.Entity):
         _table_ = "conversations"
@@ -121,6 +122,14 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
             Message, column="message_id", index="ix_search_terms_message"
         )
         orm.PrimaryKey(conversation, term, message)
+
+    class SearchQuota(db.Entity):
+        # A token's search rate (db/domain/search_quota.py, GCRA): the
+        # moment, in seconds since the epoch on the database's clock, its
+        # next search is due. Shared by every process and host.
+        _table_ = "search_quotas"
+        token = orm.PrimaryKey(ApiToken, column="token_id")
+        due_at = orm.Required(float, column="due_at")
 
     # Every entity declared above, by name: a new one needs no other line.
     return dict(db.entities)

@@ -24,6 +24,7 @@ from db.domain.search import (
     UnmatchableWordError,
 )
 from db.domain.search import Search as SearchStore
+from db.domain.search_quota import SearchQuota
 from db.errors import BudgetExceededError
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
@@ -215,20 +216,32 @@ class Messages:
 class Search:
     """GET /v1/search: full-text search over my conversations' messages."""
 
-    def __init__(self, search: SearchStore, budget: float) -> None:
+    def __init__(
+        self, search: SearchStore, quota: SearchQuota, budget: float, rate: int
+    ) -> None:
         self._search = search
+        self._quota = quota
         self._budget = budget
+        self._rate = rate
 
     @documented(
         auth="user",
         query=SearchQuery,
         tags=["messages"],
-        resp=Response(HTTP_200=SearchOut),
+        resp=Response(HTTP_200=SearchOut, HTTP_429=ProblemOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Messages containing every word of ?q=, newest first."""
         me = caller(req)
         query = read_query(req, SearchQuery)
+        wait = self._quota.take(me.token_id, self._rate)
+        if wait is not None:
+            raise Problem(
+                429,
+                f"this token may start {self._rate} searches a minute; "
+                f"the next one in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         try:
             hits = self._search.messages(me.user.id, query.q, query.limit, self._budget)
         except UnmatchableWordError as ex:
@@ -272,7 +285,12 @@ def routes(context: Context) -> list[Route]:
         (f"{CONVERSATION}/messages/{{message_id:{ID}}}", messages, "item"),
         (
             "/v1/search",
-            Search(database.search, context.settings.search_budget),
+            Search(
+                database.search,
+                database.search_quota,
+                context.settings.search_budget,
+                context.settings.search_rate,
+            ),
             None,
         ),
     ]

@@ -57,6 +57,13 @@ class Dialect(Protocol):
         statement alone). Nothing holds a thread or a connection past it.
         """
 
+    def clock(self, orm_db: Any) -> float:
+        """Now, in seconds since the epoch, on the database's clock.
+
+        PostgreSQL: the server's (every app host reads the same clock);
+        SQLite: this machine's, the only one that opens the file.
+        """
+
     def timestamp(self, raw: Any) -> datetime:
         """A timestamp column of a raw row (db.select) as an aware UTC datetime."""
 

@@ -69,6 +69,10 @@ class PostgresDialect:
             raise
         return rows
 
+    def clock(self, orm_db: Any) -> float:
+        """The server's clock: the same for every app host."""
+        return float(orm_db.select("SELECT extract(epoch FROM clock_timestamp())")[0])
+
     # Staticmethods: called per raw timestamp, so no bound-method lookup.
     timestamp = staticmethod(timestamp)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -44,6 +45,10 @@ class SqliteDialect:
                     ) from ex
                 raise
         return rows
+
+    def clock(self, orm_db: Any) -> float:
+        """This machine's clock: the only one that opens the file."""
+        return time.time()
 
     # Staticmethods: called per raw timestamp, so no bound-method lookup.
     timestamp = staticmethod(timestamp)
