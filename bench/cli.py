@@ -301,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import micro
 
         return micro.main(argv[1:])
+    if argv[:1] == ["search"]:
+        from bench import search
+
+        return search.main(argv[1:])
     if argv[:1] == ["versus"]:
         from bench import versus
 
