@@ -203,7 +203,10 @@ def corpus(
 ) -> tuple[Client, str, list[tuple[int, str]], dict[int, str]]:
     """The corpus posted through the API: the client, ann's token, (id, body), id->label."""
     client = falcon.testing.TestClient(
-        create_app(settings_for(target, admin_token=ADMIN_TOKEN), database=database)
+        create_app(
+            settings_for(target, admin_token=ADMIN_TOKEN, search_rate=100_000),
+            database=database,
+        )
     )
     ann, bob = make_user(client, "ann"), make_user(client, "bob")
     outsider = make_user(client, "eve")

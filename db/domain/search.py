@@ -82,6 +82,8 @@ def match_spans(body: str, query: list[QueryWord]) -> list[tuple[int, int]] | No
 def _occurrences(found: list[Token], words: tuple[str, ...]) -> list[tuple[int, int]]:
     """Spans where words follow one another in one chunk of found."""
     n = len(words)
+    if n == 1:
+        return [(t.start, t.end) for t in found if t.text == words[0]]
     spans = []
     for i in range(len(found) - n + 1):
         run = found[i : i + n]
