@@ -178,14 +178,16 @@ def p99(values: list[float]) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def flooded_read_p99(port: int, n: int) -> float:
-    """A reader's p99 while wrk floods searches over 8 connections."""
+def flooded_read_p99(
+    port: int, n: int, flood_path: str = "/v1/search?q=lunch"
+) -> float:
+    """A reader's p99 while wrk floods flood_path (searches) over 8 connections."""
     read = f"/v1/conversations/{READER_CONV}/messages?limit=5"
     flood = subprocess.Popen(
         [
             "wrk", "-t1", "-c8", "-d600s",
             "-H", f"Authorization: Bearer {TOKENS[FLOODER]}",
-            f"http://127.0.0.1:{port}/v1/search?q=lunch",
+            f"http://127.0.0.1:{port}{flood_path}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -210,6 +212,8 @@ def measure(server: procs.Server, n: int) -> dict[str, float]:
         "read_p99_ms": p99(latencies(port, read, TOKENS[READER], n)),
     }
     result["read_p99_flooded_ms"] = flooded_read_p99(port, n)
+    # The control: the same flood of the cheapest authenticated request.
+    result["read_p99_flooded_by_me_ms"] = flooded_read_p99(port, n, "/v1/me")
     return result
 
 
