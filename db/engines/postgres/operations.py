@@ -55,11 +55,11 @@ class PostgresDialect:
         setting ends with it and never stays on a pooled server session.
         The cursor holds the last statement's rows.
         """
-        ms = max(1, int(seconds * 1000))
+        bounded = {**params, "budget_ms": str(max(1, int(seconds * 1000)))}
         try:
             rows: list[Row] = orm_db.select(
-                f"SELECT set_config('statement_timeout', '{ms}', true); {sql}",
-                params,
+                f"SELECT set_config('statement_timeout', $budget_ms, true); {sql}",
+                bounded,
             )
         except Exception as ex:
             if _canceled(ex):
