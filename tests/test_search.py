@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import sqlite3
 import time
 
 import falcon.testing
@@ -225,3 +226,50 @@ def test_rate_arithmetic(
 ) -> None:
     """GCRA: a burst of rate searches, then one every 60/rate s; waits round up."""
     assert refused_for(due_at, now, rate) == expected
+
+
+@pytest.mark.engines("sqlite")
+def test_the_work_of_a_search_does_not_grow_with_others_data(
+    client: Client, target: DatabaseTarget
+) -> None:
+    """SQLite's instructions for a caller's search stay flat when others hold 20,000 hits."""
+    ann = make_user(client, "ann")
+    cid = start(client, ann, [])
+    for i in range(5):
+        post(client, ann, cid, f"lunch {i}")
+    query = (
+        candidates_sql(1)
+        .replace("$user_id", "1")
+        .replace("$w0", "'lunch'")
+        .replace("$before", str(2**63 - 1))
+        .replace("$n", "20")
+    )
+
+    def steps() -> int:
+        counted = 0
+
+        def tick() -> int:
+            nonlocal counted
+            counted += 1
+            return 0
+
+        con = sqlite3.connect(target.path)  # type: ignore[union-attr]
+        try:
+            con.set_progress_handler(tick, 10)
+            assert len(con.execute(query).fetchall()) == 5
+        finally:
+            con.close()
+        return counted
+
+    alone = steps()
+    con = sqlite3.connect(target.path)  # type: ignore[union-attr]
+    try:  # others' conversations 1000-1199, 100 hits each (no parents: FKs off here)
+        con.executemany(
+            "INSERT INTO search_terms (conversation_id, term, message_id) VALUES (?, ?, ?)",
+            [(1000 + i // 100, "lunch", 10_000 + i) for i in range(20_000)],
+        )
+        con.commit()
+    finally:
+        con.close()
+    after = steps()
+    assert after <= alone * 1.2 + 5
