@@ -323,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import events
 
         return events.main(argv[1:])
+    if argv[:1] == ["search"]:
+        from bench import search
+
+        return search.main(argv[1:])
     if argv[:1] == ["versus"]:
         from bench import versus
 

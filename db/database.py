@@ -20,6 +20,7 @@ from typing import Literal
 from pony import orm
 
 from db.connections import Connections
+from db.domain import search_index
 from db.domain.conversations import Conversations
 from db.domain.crud import Crud
 from db.domain.entities import define_entities
@@ -29,6 +30,7 @@ from db.domain.members import Members
 from db.domain.messages import Messages
 from db.domain.metadata import Metadata
 from db.domain.search import Search
+from db.domain.search_quota import SearchQuota
 from db.domain.token_uses import TokenUses
 from db.domain.users import Users
 from db.engines import engine_for as engine_for
@@ -93,6 +95,7 @@ class Database:
     members: Members = field(init=False)
     messages: Messages = field(init=False)
     search: Search = field(init=False)
+    search_quota: SearchQuota = field(init=False)
     token_uses: TokenUses = field(init=False)
 
     def __post_init__(self) -> None:
@@ -108,9 +111,29 @@ class Database:
             self.orm, entities, self.conversations, dialect, self.events
         )
         self.search = Search(self.orm, dialect)
+        self.search_quota = SearchQuota(self.orm, entities, dialect, self.writing)
         self.token_uses = TokenUses(
             entities, self.writing, lambda: dialect.now(self.orm)
         )
+
+    def index_for_search(self) -> int:
+        """Index the messages written before the search index existed (0005).
+
+        In batches, each its own write transaction, so serving can start on
+        a large database without one long lock. Returns how many it indexed.
+        """
+        done = 0
+        with orm.db_session:  # a read first: nothing to do takes no write lock
+            if not search_index.unindexed(self.orm, 1):
+                return done
+        while True:
+            with self.writing():
+                batch = search_index.unindexed(self.orm, search_index.BACKFILL_BATCH)
+                for message_id, conversation_id, body in batch:
+                    search_index.write(self.orm, conversation_id, message_id, body)
+            done += len(batch)
+            if len(batch) < search_index.BACKFILL_BATCH:
+                return done
 
     def crud(self, entity: str) -> Crud:
         """Create, read, page, change and delete rows of the entity called so."""
@@ -187,6 +210,7 @@ class Database:
         for hook in self.close_hooks:
             hook()
         self.token_uses.close()
+        self.search_quota.close()
         self.detach()
         if maintenance:
             self.engine.closed()
@@ -226,6 +250,12 @@ def open_database(
         orm_db.disconnect()
         connections.close_all()
         raise
-    return Database(
+    database = Database(
         engine, orm_db, migrations, engine.gate(write_lock_timeout), connections
     )
+    try:
+        database.index_for_search()
+    except BaseException:
+        database.close()
+        raise
+    return database

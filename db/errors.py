@@ -40,3 +40,7 @@ class StorageError(DatabaseError):
 
 class StorageFullError(StorageError):
     """A write failed for lack of space (disk or quota full)."""
+
+
+class BudgetExceededError(DatabaseError):
+    """A bounded operation (a search) ran past its time budget and was stopped."""

@@ -87,7 +87,7 @@ def transfer(
                     "migrate both to the same release"
                 )
             tables = reading.tables()
-            indexed = reading.search_indexed() if "messages" in tables else None
+            indexed = reading.search_indexed() if "search_terms" in tables else None
             copied = _copy(reading, writing, tables, source, progress)
             _verify(writing, copied, indexed)
     return Copied(copied)

@@ -160,6 +160,19 @@ class Settings(BaseSettings, EventSettings):
         description="PostgreSQL: seconds one statement of a write may run before a "
         "503 (the write transaction's statement_timeout)",
     )
+    search_budget: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds one search may run before it is stopped with a 503",
+    )
+    search_rate: int = Field(
+        60,
+        ge=1,
+        le=100_000,
+        description="Searches one API token may start per minute, counted in the "
+        "database across every process and host (429 with Retry-After above)",
+    )
     channel_timeout: int = Field(
         30, ge=1, description="Seconds a connection may stay idle before it is closed"
     )

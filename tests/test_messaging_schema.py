@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from db.database import engine_for, open_database
 from db.engines.sqlite import connection as seam
-from db.engines.sqlite import introspection as sqlite_schema
 from db.target import DatabaseTarget
 from tests.engines import execute, rows
 
@@ -94,54 +94,39 @@ def count(target: DatabaseTarget, sql: str) -> int:
 
 
 def hits(target: DatabaseTarget, word: str) -> list[int]:
-    """Ids of the messages the search index finds word in."""
-    if target.dialect == "postgres":
-        sql = (
-            "SELECT id FROM messages WHERE body_tsv @@ plainto_tsquery('simple', ?) "
-            "ORDER BY id"
-        )
-    else:
-        sql = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid"
+    """Ids of the messages the search index holds word for."""
+    sql = "SELECT message_id FROM search_terms WHERE term = ? ORDER BY message_id"
     return [r[0] for r in rows(target, sql, (word,))]
 
 
-def test_fts_tables_exist_but_are_not_compared(con: sqlite3.Connection) -> None:
-    """The FTS5 table and its shadow tables are left out of the compared schema.
-
-    SQLite only: FTS5's virtual and shadow tables. PostgreSQL's index is a
-    generated column the schema check knows (tests/db/schema/test_check.py).
-    """
-    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-    assert {"messages_fts", "messages_fts_data", "messages_fts_idx"} <= names
-    assert sqlite_schema.virtual_tables(con) >= {"messages_fts", "messages_fts_data"}
-    schema = sqlite_schema.read_schema(con)
-    assert "messages" in schema
-    assert not any(key.startswith("messages_fts") for key in schema)
-    objects = sqlite_schema.schema_objects(con)
-    assert not any(
-        o.name.startswith("messages_fts") and o.type == "table" for o in objects
-    )
-    triggers = {o.name for o in objects if o.type == "trigger"}
-    assert triggers == {
-        "messages_fts_insert",
-        "messages_fts_delete",
-        "messages_fts_update",
-    }
+def index(target: DatabaseTarget) -> None:
+    """Start the service's database once: it indexes unindexed messages."""
+    open_database(engine=engine_for(target)).close()
 
 
-def test_search_index_follows_inserts_updates_and_deletes(
+def test_fts5_and_tsvector_are_gone(seeded: DatabaseTarget) -> None:
+    """0005 replaces the engines' own indexes (FTS5; body_tsv) with search_terms."""
+    if seeded.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE name LIKE 'messages_fts%'"
+    else:
+        sql = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'messages' AND column_name = 'body_tsv'"
+        )
+    assert rows(seeded, sql) == []
+
+
+def test_start_up_indexes_messages_written_before_the_index(
     seeded: DatabaseTarget,
 ) -> None:
-    """The index keeps in step with messages (FTS5 triggers; a generated tsvector)."""
-    assert hits(seeded, "hello") == [1]
-    run(seeded, "UPDATE messages SET body = 'goodbye' WHERE id = 1")
-    assert (hits(seeded, "hello"), hits(seeded, "goodbye")) == ([], [1])
+    """Messages without terms (older than 0005) are indexed when the service opens."""
+    assert hits(seeded, "hello") == []
+    index(seeded)
+    assert (hits(seeded, "hello"), hits(seeded, "world")) == ([1], [1])
+    index(seeded)  # nothing left to do: nothing doubles
+    assert count(seeded, "SELECT count(*) FROM search_terms") == 2
     run(seeded, "DELETE FROM messages WHERE id = 1")
-    assert hits(seeded, "goodbye") == []
-    if seeded.dialect == "sqlite":
-        execute(
-            seeded, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')"
-        )
+    assert hits(seeded, "hello") == []
 
 
 def test_user_with_history_cannot_be_deleted(seeded: DatabaseTarget) -> None:
@@ -154,6 +139,8 @@ def test_user_with_history_cannot_be_deleted(seeded: DatabaseTarget) -> None:
 
 def test_conversation_delete_cascades(seeded: DatabaseTarget) -> None:
     """Deleting a conversation removes its memberships, messages and their index."""
+    index(seeded)
+    assert hits(seeded, "hello") == [1]
     run(seeded, "DELETE FROM conversations WHERE id = 1")
     assert count(seeded, "SELECT count(*) FROM memberships") == 0
     assert count(seeded, "SELECT count(*) FROM messages") == 0

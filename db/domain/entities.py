@@ -61,6 +61,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         created_at = orm.Required(datetime, column="created_at")
         last_used_at = orm.Optional(datetime, column="last_used_at", nullable=True)
         revoked_at = orm.Optional(datetime, column="revoked_at", nullable=True)
+        search_quota = orm.Optional("SearchQuota", cascade_delete=True)
 
     class Conversation(db.Entity):
         _table_ = "conversations"
@@ -87,6 +88,7 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         messages = orm.Set("Message", cascade_delete=True)
         events = orm.Set("Event", cascade_delete=True)
         membership_periods = orm.Set("MembershipPeriod", cascade_delete=True)
+        search_terms = orm.Set("SearchTerm", cascade_delete=True)
 
     class Membership(db.Entity):
         _table_ = "memberships"
@@ -107,6 +109,30 @@ def define_entities(db: orm.Database) -> dict[str, Any]:
         created_at = orm.Required(datetime, column="created_at")
         # Paging a conversation's messages by id, either direction.
         orm.composite_index(conversation, id)
+        search_terms = orm.Set("SearchTerm", cascade_delete=True)
+
+    class SearchTerm(db.Entity):
+        # The search index (db/domain/search.py): one row per distinct term
+        # of a message (db/domain/tokens.py), written in Python so both
+        # engines hold the same terms. The conversation leads the key: a
+        # search seeks the caller's conversations and never reads others'.
+        # A message without any word holds the term " " (never a word), so
+        # "has this message been indexed" is one index lookup.
+        _table_ = "search_terms"
+        conversation = orm.Required(Conversation, column="conversation_id")
+        term = orm.Required(str, 64, column="term", autostrip=False)
+        message = orm.Required(
+            Message, column="message_id", index="ix_search_terms_message"
+        )
+        orm.PrimaryKey(conversation, term, message)
+
+    class SearchQuota(db.Entity):
+        # A token's search rate (db/domain/search_quota.py, GCRA): the
+        # moment, in seconds since the epoch on the database's clock, its
+        # next search is due. Shared by every process and host.
+        _table_ = "search_quotas"
+        token = orm.PrimaryKey(ApiToken, column="token_id")
+        due_at = orm.Required(float, column="due_at")
 
     class Event(db.Entity):
         """What happened, in the order it committed (db/domain/events.py).

@@ -6,6 +6,7 @@ from typing import Any
 
 from pony import orm
 
+from db.domain import search_index
 from db.domain.conversations import MAX_ID, Conversations
 from db.domain.events import Events
 from db.domain.records import MessagePage, MessageRecord, UserRecord
@@ -50,6 +51,7 @@ class Messages:
         # (and no optimistic check, since nothing was read).
         message.conversation.last_message_at = stamp
         message.flush()
+        search_index.write(self._db, conversation_id, message.id, body)
         record = MessageRecord(
             message.id, conversation_id, author.handle, body, aware(stamp)
         )
@@ -104,5 +106,7 @@ class Messages:
             raise NotFoundError(f"no message {message_id} in this conversation")
         if message.author.id != user_id:
             raise ForbiddenError("only the author may delete a message")
+        # Its terms first, in one statement: Pony's cascade would load them.
+        search_index.delete(self._db, message.id)
         message.delete()
         self._events.message_deleted(conversation_id, message_id)

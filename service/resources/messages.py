@@ -21,8 +21,11 @@ from db.domain.search import (
     SNIPPET_CLOSE,
     SNIPPET_OPEN,
     TooManyTermsError,
+    UnmatchableWordError,
 )
 from db.domain.search import Search as SearchStore
+from db.domain.search_quota import SearchQuota
+from db.errors import BudgetExceededError
 from service.auth import caller
 from service.bodies import check_utf8_size, read_json
 from service.fields import MAX_ID, Text
@@ -35,6 +38,7 @@ from service.resources.conversations import CONVERSATION
 from service.schemas import ProblemOut
 
 MAX_BODY_BYTES = 32_768
+BUDGET_RETRY_AFTER_SECONDS = 1
 
 
 class MessageIn(BaseModel):
@@ -103,7 +107,9 @@ class SearchQuery(BaseModel):
     q: Text = Field(
         min_length=1,
         max_length=200,
-        description="Words to find, all of them (at most 16 words: 422 above)",
+        description="Words to find, all of them (at most 16 words: 422 above; "
+        "a word of punctuation alone: 422). docs/api.md, Search, says how words "
+        "are folded and matched",
     )
     limit: int = Field(20, ge=1, le=50)
 
@@ -125,7 +131,7 @@ class SearchHitOut(BaseModel):
 
 
 class SearchOut(BaseModel):
-    """Search hits from my conversations, best first."""
+    """Search hits from my conversations, newest first."""
 
     items: list[SearchHitOut]
 
@@ -210,21 +216,51 @@ class Messages:
 class Search:
     """GET /v1/search: full-text search over my conversations' messages."""
 
-    def __init__(self, search: SearchStore) -> None:
+    def __init__(
+        self, search: SearchStore, quota: SearchQuota, budget: float, rate: int
+    ) -> None:
         self._search = search
+        self._quota = quota
+        self._budget = budget
+        self._rate = rate
 
     @documented(
         auth="user",
         query=SearchQuery,
         tags=["messages"],
-        resp=Response(HTTP_200=SearchOut),
+        resp=Response(HTTP_200=SearchOut, HTTP_429=ProblemOut),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Messages containing every word of ?q=, best match first."""
+        """Messages containing every word of ?q=, newest first."""
         me = caller(req)
         query = read_query(req, SearchQuery)
+        wait = self._quota.take(me.token_id, self._rate)
+        if wait is not None:
+            raise Problem(
+                429,
+                f"this token may start {self._rate} searches a minute; "
+                f"the next one in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         try:
-            hits = self._search.messages(me.user.id, query.q, query.limit)
+            hits = self._search.messages(me.user.id, query.q, query.limit, self._budget)
+        except UnmatchableWordError as ex:
+            named = ", ".join(repr(word) for word in ex.words)
+            raise Problem(
+                422,
+                f"q: nothing to search in {named} (no letter, digit or symbol)",
+                errors=[
+                    {"detail": f"{word!r} cannot match anything", "parameter": "q"}
+                    for word in ex.words
+                ],
+            ) from ex
+        except BudgetExceededError as ex:
+            raise Problem(
+                503,
+                f"the search took more than {self._budget:g} s and was stopped; "
+                "try fewer or rarer words",
+                headers={"Retry-After": str(BUDGET_RETRY_AFTER_SECONDS)},
+            ) from ex
         except TooManyTermsError as ex:
             raise Problem(
                 422,
@@ -247,5 +283,14 @@ def routes(context: Context) -> list[Route]:
     return [
         (f"{CONVERSATION}/messages", messages, None),
         (f"{CONVERSATION}/messages/{{message_id:{ID}}}", messages, "item"),
-        ("/v1/search", Search(database.search), None),
+        (
+            "/v1/search",
+            Search(
+                database.search,
+                database.search_quota,
+                context.settings.search_budget,
+                context.settings.search_rate,
+            ),
+            None,
+        ),
     ]

@@ -2,7 +2,7 @@
 
 Domain modules (metadata, users, conversations, messages, search) speak
 Pony and never name an engine; they ask their Dialect ("serialise
-writers of this key", "the database's clock", "search these words",
+writers of this key", "the database's clock", "stop this read after so long",
 "this raw timestamp as a datetime"). Values cross this interface
 converted: a store never parses what one driver returns.
 
@@ -24,7 +24,6 @@ Row = tuple[Any, ...]
 # then turn these into markup.
 SNIPPET_OPEN = "\x02"
 SNIPPET_CLOSE = "\x03"
-SNIPPET_WORDS = 12
 
 
 class Dialect(Protocol):
@@ -64,15 +63,21 @@ class Dialect(Protocol):
         transaction's start, which may precede a lock wait).
         """
 
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
+    def bounded_select(
+        self, orm_db: Any, sql: str, params: dict[str, Any], seconds: float
     ) -> list[Row]:
-        """Messages of the user's conversations containing every term, best first.
+        """orm_db.select(sql, params), stopped after seconds.
 
-        Rows are (message id, conversation id, author handle, created_at as
-        an aware UTC datetime, snippet), the snippet's matches between
-        SNIPPET_OPEN and SNIPPET_CLOSE and its text otherwise raw (the
-        caller escapes it).
+        BudgetExceededError when stopped (SQLite: a progress handler
+        interrupts the statement; PostgreSQL: statement_timeout for that
+        statement alone). Nothing holds a thread or a connection past it.
+        """
+
+    def clock(self, orm_db: Any) -> float:
+        """Now, in seconds since the epoch, on the database's clock.
+
+        PostgreSQL: the server's (every app host reads the same clock);
+        SQLite: this machine's, the only one that opens the file.
         """
 
     def before_event(self, orm_db: Any, notify: bool) -> datetime:

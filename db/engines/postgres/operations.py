@@ -1,4 +1,4 @@
-"""What the domain code asks of PostgreSQL: advisory locks, the clock, search."""
+"""What the domain code asks of PostgreSQL: advisory locks, the clock, bounded reads."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from db.engines.base.events import NOTIFY_CHANNEL
-from db.engines.base.operations import SNIPPET_CLOSE, SNIPPET_OPEN, SNIPPET_WORDS, Row
+from db.engines.base.operations import Row
 from db.engines.postgres.locks import key_number
+from db.errors import BudgetExceededError
+
+
+def _canceled(ex: BaseException) -> bool:
+    """Whether ex (or what it wraps) is query_canceled: the timeout passed."""
+    seen: list[BaseException | None] = [ex]
+    while seen:
+        current = seen.pop()
+        if current is None:
+            continue
+        if getattr(current, "pgcode", None) == "57014":
+            return True
+        seen += [getattr(current, "original_exc", None), current.__cause__]
+    return False
 
 # The server's clock once the lock is held: OFFSET 0 keeps the subquery (and
 # its lock) from being merged into the outer query, so it runs first.
@@ -24,20 +38,6 @@ def timestamp(raw: Any) -> datetime:
     return (
         moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     )
-
-
-def tsquery_sql(terms: list[str]) -> tuple[str, dict[str, str]]:
-    """Every term as a phrase, all required: phraseto_tsquery(t1) && ...
-
-    A term is text for phraseto_tsquery, never tsquery syntax, so no user
-    input is parsed as an operator. Each chunk of the query must appear
-    as the same words in order, as an FTS5 phrase does.
-    """
-    parts, params = [], {}
-    for i, term in enumerate(terms):
-        parts.append(f"phraseto_tsquery('simple', translate($t{i}, '<>', '  '))")
-        params[f"t{i}"] = term
-    return " && ".join(parts), params
 
 
 class PostgresDialect:
@@ -82,56 +82,34 @@ class PostgresDialect:
         moment: datetime = row[1]
         return moment
 
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
+    def bounded_select(
+        self, orm_db: Any, sql: str, params: dict[str, Any], seconds: float
     ) -> list[Row]:
-        """The body_tsv GIN index, the user's memberships, ranked; ts_headline snippets.
+        """orm_db.select under statement_timeout, set for this statement alone.
 
-        The default parser drops anything shaped like an HTML tag from both
-        the index and the headline; '<' and '>' travel as \\x04 and \\x05
-        (which bodies may not contain) and come back in Python.
+        set_config(..., is_local => true) and the SELECT travel as one simple
+        query (psycopg2 binds parameters client-side): PostgreSQL runs them as
+        one implicit transaction (or inside the session's own), so the
+        setting ends with it and never stays on a pooled server session.
+        The cursor holds the last statement's rows.
         """
-        query, params = tsquery_sql(terms)
-        marks = f"StartSel={SNIPPET_OPEN}, StopSel={SNIPPET_CLOSE}"
-        # A body of at most SNIPPET_WORDS words is its own snippet (as FTS5's
-        # snippet() is); a longer one gets the best fragment of that size.
-        whole = f"{marks}, HighlightAll=true"
-        fragment = (
-            f"{marks}, MaxWords={SNIPPET_WORDS}, "
-            f"MinWords={max(1, SNIPPET_WORDS // 2)}, ShortWord=0, MaxFragments=1"
-        )
-        rows = orm_db.select(
-            "SELECT hit.id, hit.conversation_id, u.handle, hit.created_at, "
-            "ts_headline('simple', translate(hit.body, '<>', E'\\x04\\x05'), "
-            "hit.query, CASE WHEN cardinality(regexp_split_to_array("
-            "btrim(hit.body), E'\\s+')) <= $words THEN $whole ELSE $fragment END) "
-            "FROM (SELECT m.id, m.conversation_id, "
-            "m.author_id, m.body, m.created_at, q.query, "
-            "ts_rank(m.body_tsv, q.query) AS rank "
-            f"FROM (SELECT {query} AS query) q "
-            "JOIN messages m ON m.body_tsv @@ q.query "
-            "JOIN memberships mb ON mb.conversation_id = m.conversation_id "
-            "AND mb.user_id = $user_id "
-            "ORDER BY rank DESC, m.id DESC LIMIT $limit) hit "
-            "JOIN users u ON u.id = hit.author_id "
-            "ORDER BY hit.rank DESC, hit.id DESC",
-            {
-                **params,
-                "words": SNIPPET_WORDS,
-                "whole": whole,
-                "fragment": fragment,
-                "user_id": user_id,
-                "limit": limit,
-            },
-        )
-        return [
-            (
-                *row[:3],
-                timestamp(row[3]),
-                row[4].replace("\x04", "<").replace("\x05", ">"),
+        bounded = {**params, "budget_ms": str(max(1, int(seconds * 1000)))}
+        try:
+            rows: list[Row] = orm_db.select(
+                f"SELECT set_config('statement_timeout', $budget_ms, true); {sql}",
+                bounded,
             )
-            for row in rows
-        ]
+        except Exception as ex:
+            if _canceled(ex):
+                raise BudgetExceededError(
+                    f"the statement took more than {seconds:.3g} s"
+                ) from ex
+            raise
+        return rows
+
+    def clock(self, orm_db: Any) -> float:
+        """The server's clock: the same for every app host."""
+        return float(orm_db.select("SELECT extract(epoch FROM clock_timestamp())")[0])
 
     # Staticmethods: called per raw timestamp, so no bound-method lookup.
     timestamp = staticmethod(timestamp)

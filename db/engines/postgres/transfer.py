@@ -112,8 +112,8 @@ class PostgresSink:
         return int(self._cur.fetchone()[0])
 
     def search_indexed(self) -> int:
-        """How many messages have a search vector."""
-        self._cur.execute("SELECT count(*) FROM messages WHERE body_tsv IS NOT NULL")
+        """How many messages the search index (search_terms) holds now."""
+        self._cur.execute("SELECT count(DISTINCT message_id) FROM search_terms")
         return int(self._cur.fetchone()[0])
 
 

@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from db.engines.sqlite import budget
 from db.errors import StorageError
 
 BUSY_TIMEOUT_MS = 5000
@@ -64,6 +65,7 @@ def install_pragmas(orm_db: Any, synchronous: str = "NORMAL") -> None:
         # per value. Everything this service stores was bound as a Python
         # str, so it is valid UTF-8.
         connection.text_factory = str
+        budget.attach(connection)  # searches' time budget
 
 
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:

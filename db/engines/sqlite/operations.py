@@ -1,28 +1,14 @@
-"""What the domain code asks of SQLite: FTS5 search, timestamps as stored text."""
+"""What the domain code asks of SQLite: bounded reads, timestamps as stored text."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from db.engines.base.operations import (
-    SNIPPET_CLOSE,
-    SNIPPET_OPEN,
-    SNIPPET_WORDS,
-    Row,
-    parse_timestamp,
-    timestamp_text,
-)
-
-
-def fts_query(terms: list[str]) -> str:
-    """Terms as an FTS5 query of quoted strings, all required.
-
-    Each term becomes one FTS5 string ("..." with " doubled), so operators
-    (AND, OR, NOT, NEAR), column filters, '*', '^', parentheses and quotes
-    from users are searched as text, never parsed.
-    """
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+from db.engines.base.operations import Row, parse_timestamp, timestamp_text
+from db.engines.sqlite.budget import deadline
+from db.errors import BudgetExceededError
 
 
 def timestamp(raw: Any) -> datetime:
@@ -54,30 +40,24 @@ class SqliteDialect:
         """The machine's clock: ids follow commit order; readers watch data_version."""
         return self.now(orm_db)
 
-    def search(
-        self, orm_db: Any, user_id: int, terms: list[str], limit: int
+    def bounded_select(
+        self, orm_db: Any, sql: str, params: dict[str, Any], seconds: float
     ) -> list[Row]:
-        """FTS5 MATCH over messages_fts, joined to the user's memberships, by rank."""
-        rows = orm_db.select(
-            "SELECT m.id, m.conversation_id, u.handle, m.created_at, "
-            "snippet(messages_fts, 0, $open_, $close, '…', $words) "
-            "FROM messages_fts "
-            "JOIN messages m ON m.id = messages_fts.rowid "
-            "JOIN memberships mb ON mb.conversation_id = m.conversation_id "
-            "AND mb.user_id = $user_id "
-            "JOIN users u ON u.id = m.author_id "
-            "WHERE messages_fts MATCH $query "
-            "ORDER BY messages_fts.rank LIMIT $limit",
-            {
-                "open_": SNIPPET_OPEN,
-                "close": SNIPPET_CLOSE,
-                "words": SNIPPET_WORDS,
-                "user_id": user_id,
-                "query": fts_query(terms),
-                "limit": limit,
-            },
-        )
-        return [(r[0], r[1], r[2], parse_timestamp(r[3]), r[4]) for r in rows]
+        """orm_db.select, interrupted by the connection's progress handler."""
+        with deadline(seconds) as budget:
+            try:
+                rows: list[Row] = orm_db.select(sql, params)
+            except Exception as ex:
+                if budget.fired:
+                    raise BudgetExceededError(
+                        f"the statement took more than {seconds:.3g} s"
+                    ) from ex
+                raise
+        return rows
+
+    def clock(self, orm_db: Any) -> float:
+        """This machine's clock: the only one that opens the file."""
+        return time.time()
 
     # Staticmethods: called per raw timestamp, so no bound-method lookup.
     timestamp = staticmethod(timestamp)

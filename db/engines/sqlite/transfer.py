@@ -45,8 +45,9 @@ class SqliteSource:
         return {int(r[0]) for r in rows}
 
     def search_indexed(self) -> int:
-        """How many messages the FTS5 index holds."""
-        return int(self._con.execute("SELECT count(*) FROM messages_fts").fetchone()[0])
+        """How many messages the search index (search_terms) holds."""
+        sql = "SELECT count(DISTINCT message_id) FROM search_terms"
+        return int(self._con.execute(sql).fetchone()[0])
 
     def foreign_key_hint(self) -> str:
         """SQLite's own check lists the rows that break a foreign key."""
