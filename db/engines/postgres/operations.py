@@ -23,6 +23,7 @@ def _canceled(ex: BaseException) -> bool:
         seen += [getattr(current, "original_exc", None), current.__cause__]
     return False
 
+
 # The server's clock once the lock is held: OFFSET 0 keeps the subquery (and
 # its lock) from being merged into the outer query, so it runs first.
 _LOCK_THEN_CLOCK = (
