@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class FdBudget:
     soft_limit: int
     hard_limit: int
     raised_from: int | None
+    streams: int = 0  # event streams the limit holds beside them (fit_streams)
 
 
 def reserve(threads: int) -> int:
@@ -84,8 +85,8 @@ def fit(connection_limit: int, threads: int, *, explicit: bool) -> FdBudget:
     return FdBudget(fits, soft, hard, raised_from)
 
 
-def fit_streams(budget: FdBudget, threads: int, streams: int) -> int:
-    """Raise the soft limit for event streams too; how many of them fit.
+def fit_streams(budget: FdBudget, threads: int, streams: int) -> FdBudget:
+    """Raise the soft limit for event streams too; the budget with how many fit.
 
     Each event stream is an open socket that waitress no longer counts
     (service/events/), so the limit must hold them beside the
@@ -101,7 +102,7 @@ def fit_streams(budget: FdBudget, threads: int, streams: int) -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
             soft = new_soft
     if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return streams
+        return replace(budget, soft_limit=soft, streams=streams)
     fits = max(0, soft - base)
     log.warning(
         "the open-file limit (RLIMIT_NOFILE) is %d: holding at most %d event "
@@ -111,4 +112,4 @@ def fit_streams(budget: FdBudget, threads: int, streams: int) -> int:
         streams,
         extra={"event.action": "event_streams_lowered", "event_streams_limit": fits},
     )
-    return fits
+    return replace(budget, soft_limit=soft, streams=fits)

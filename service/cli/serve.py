@@ -80,9 +80,7 @@ def _serve(settings: Settings, workers: int, started: float) -> int:
     except fd_limit.FdLimitError as ex:
         log.critical("%s", ex, extra={"event.action": "failed"})
         return EXIT_CONFIG
-    streams = fd_limit.fit_streams(
-        budget, settings.threads, settings.events_max_streams
-    )
+    budget = fd_limit.fit_streams(budget, settings.threads, settings.events_max_streams)
     if settings.admin_token is None and not _is_loopback(settings.host):
         log.warning(
             "SERVICE_ADMIN_TOKEN is unset and the service listens on %s: "
@@ -96,7 +94,7 @@ def _serve(settings: Settings, workers: int, started: float) -> int:
             return serve_workers(settings, workers, signals, budget, started)
         database = open_for(settings)
         hub = Hub(database, settings)
-        hub.limit_streams(streams)
+        hub.limit_streams(budget.streams)
         app = create_app(settings, database=database, hub=hub)
         server = Server(
             app,
@@ -125,7 +123,7 @@ def _serve(settings: Settings, workers: int, started: float) -> int:
                 "schema_version": state.version,
                 "database": settings.target.describe(),
                 "connection_limit": budget.connection_limit,
-                "event_streams_limit": streams,
+                "event_streams_limit": budget.streams,
                 "open_files_limit": budget.soft_limit,
                 "startup_ms": round((time.perf_counter() - started) * 1000, 1),
             },

@@ -51,7 +51,9 @@ def serve_workers(
             raise ListenError(settings.host, settings.port, ex) from ex
         urls = [_url(sock.getsockname()) for sock in sockets]
         board = Board(workers)
-        setup = WorkerSetup(settings, database, sockets, board, budget.connection_limit)
+        setup = WorkerSetup(
+            settings, database, sockets, board, budget.connection_limit, budget.streams
+        )
         boss = supervisor.Supervisor(setup)
         signals.serving(boss.stop)
 

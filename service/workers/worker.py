@@ -37,6 +37,7 @@ class WorkerSetup:
     sockets: list[socket.socket]
     board: Board
     connection_limit: int
+    event_streams: int  # what the open-file limit leaves for GET /v1/events
 
 
 _PR_SET_PDEATHSIG = 1
@@ -82,6 +83,7 @@ def run(setup: WorkerSetup, slot: int, supervisor: int) -> None:
 
 def _serve(setup: WorkerSetup, slot: int) -> int:
     from service.app import create_app
+    from service.events.hub import Hub
     from service.server import (
         STOP_SIGNALS,
         Server,
@@ -108,7 +110,9 @@ def _serve(setup: WorkerSetup, slot: int) -> int:
                 extra={"event.action": "failed"},
             )
             return EXIT_FAILED
-        app = create_app(settings, database=database, workers=setup.board)
+        hub = Hub(database, settings)
+        hub.limit_streams(setup.event_streams)
+        app = create_app(settings, database=database, hub=hub, workers=setup.board)
         server = Server(
             app,
             sockets=setup.sockets,
@@ -117,6 +121,8 @@ def _serve(setup: WorkerSetup, slot: int) -> int:
             channel_timeout=settings.channel_timeout,
             connection_limit=setup.connection_limit,
             max_request_body_size=settings.max_body_bytes * 4,
+            # A stop ends the event streams first, each with a retry hint.
+            on_stop=hub.shutdown,
         )
         signals.serving(server.stop)
         setup.board.mark(slot, READY)
