@@ -64,9 +64,9 @@ def cmd_serve(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, workers: int, started: float) -> int:
-    from service.app import create_app, open_for
-    from service.events.hub import Hub
-    from service.server import ListenError, Server, StartupInterruptedError, StopSignals
+    from service.app import open_for
+    from service.server import ListenError, StartupInterruptedError, StopSignals
+    from service.serving import build_server
     from service.workers.serve import serve_workers
 
     signals = StopSignals()
@@ -93,22 +93,11 @@ def _serve(settings: Settings, workers: int, started: float) -> int:
         if workers > 1:
             return serve_workers(settings, workers, signals, budget, started)
         database = open_for(settings)
-        hub = Hub(database, settings)
-        hub.limit_streams(budget.streams)
-        app = create_app(settings, database=database, hub=hub)
-        server = Server(
-            app,
-            host=settings.host,
-            port=settings.port,
-            threads=settings.threads,
-            shutdown_timeout=settings.shutdown_timeout,
-            channel_timeout=settings.channel_timeout,
+        server, hub = build_server(
+            settings,
+            database,
+            streams=budget.streams,
             connection_limit=budget.connection_limit,
-            # The app answers oversized bodies itself (413 problem+json); waitress
-            # only stops bodies far beyond that, before buffering them whole.
-            max_request_body_size=settings.max_body_bytes * 4,
-            # A stop ends the event streams first, each with a retry hint.
-            on_stop=hub.shutdown,
         )
         signals.serving(server.stop)
         hub.start()  # this process's stream thread (and its retention window)

@@ -82,14 +82,8 @@ def run(setup: WorkerSetup, slot: int, supervisor: int) -> None:
 
 
 def _serve(setup: WorkerSetup, slot: int) -> int:
-    from service.app import create_app
-    from service.events.hub import Hub
-    from service.server import (
-        STOP_SIGNALS,
-        Server,
-        StartupInterruptedError,
-        StopSignals,
-    )
+    from service.server import STOP_SIGNALS, StartupInterruptedError, StopSignals
+    from service.serving import build_server
 
     # The supervisor's wake-up descriptor and child handler are its own.
     signal.set_wakeup_fd(-1)
@@ -110,19 +104,13 @@ def _serve(setup: WorkerSetup, slot: int) -> int:
                 extra={"event.action": "failed"},
             )
             return EXIT_FAILED
-        hub = Hub(database, settings)
-        hub.limit_streams(setup.event_streams)
-        app = create_app(settings, database=database, hub=hub, workers=setup.board)
-        server = Server(
-            app,
-            sockets=setup.sockets,
-            threads=settings.threads,
-            shutdown_timeout=settings.shutdown_timeout,
-            channel_timeout=settings.channel_timeout,
+        server, _ = build_server(
+            settings,
+            database,
+            streams=setup.event_streams,
             connection_limit=setup.connection_limit,
-            max_request_body_size=settings.max_body_bytes * 4,
-            # A stop ends the event streams first, each with a retry hint.
-            on_stop=hub.shutdown,
+            sockets=setup.sockets,
+            workers=setup.board,
         )
         signals.serving(server.stop)
         setup.board.mark(slot, READY)
